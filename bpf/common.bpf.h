@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by every tcpscope kernel program: socket ownership tracking,
+ * in-kernel filters, loss counters and the ring buffer with adaptive wakeups.
+ */
+#ifndef TCPSCOPE_COMMON_BPF_H
+#define TCPSCOPE_COMMON_BPF_H
+
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "common.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Filters, written by user space before load (rodata). */
+const volatile __u32 filter_pid = 0;
+const volatile __u16 filter_family = 0;
+const volatile __u32 filter_netns = 0;
+const volatile __u8 filter_lports_on = 0;
+const volatile __u8 filter_rports_on = 0;
+const volatile __u8 filter_lports[8192] = {}; /* bitmap of 65536 ports */
+const volatile __u8 filter_rports[8192] = {};
+/* Wake the consumer only once this much data waits; it polls on a timer. */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+/* Counters, read by user space (bss). */
+struct counters counters = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by user space */
+} events SEC(".maps");
+
+/* Per-socket state lives in the socket itself: freed with it, never stale,
+ * no hash map to fill. BPF_F_CLONE hands a listener's entry to its children. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+/* Put a type into the object's BTF, where user space reads its layout. */
+#define EXPORT_TYPE(type, name) type *name##_btf __attribute__((unused))
+EXPORT_TYPE(enum owner_kind, owner_kind);
+EXPORT_TYPE(enum tcp_state, tcp_state);
+
+#define count(field) __sync_fetch_and_add(&counters.field, 1)
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool port_in(const volatile __u8 *bitmap, __u16 port)
+{
+	return bitmap[port >> 3] & (1 << (port & 7));
+}
+
+/* The filters every tool shares; the pid filter is checked by the caller
+ * because only it knows which process the event belongs to. */
+static __always_inline bool sock_passes(const struct sock *sk, __u16 family,
+					__u16 lport, __u16 rport)
+{
+	if (filter_family && family != filter_family)
+		return false;
+	if (filter_lports_on && !port_in(filter_lports, lport))
+		return false;
+	if (filter_rports_on && !port_in(filter_rports, rport))
+		return false;
+	if (filter_netns && sock_netns(sk) != filter_netns)
+		return false;
+	return true;
+}
+
+static __always_inline void set_owner_current(struct sock_info *info, __u8 kind)
+{
+	info->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(info->comm, sizeof(info->comm));
+	info->owner = kind;
+}
+
+/*
+ * Transitions that only happen inside a system call made on the socket:
+ * connect(), listen(), and close() or shutdown() (ESTABLISHED->FIN_WAIT1,
+ * CLOSE_WAIT->LAST_ACK). Every other transition may run in softirq or timer
+ * context, where the current task is whoever happened to be on the CPU.
+ */
+static __always_inline bool in_owner_syscall(int newstate)
+{
+	return newstate == TCP_SYN_SENT || newstate == TCP_LISTEN ||
+	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK;
+}
+
+/*
+ * Follow a socket through a state change and return its tracked state, or
+ * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
+ * ->SYN_RECV (a child of a listener) or ->LISTEN. With adopt, a socket first
+ * seen later (it existed before tracing) is tracked from now on, marked with
+ * born_ns == 0. A child carries its listener's owner, marked as a stand-in,
+ * until its own owner is seen reading from it or closing it.
+ */
+static __always_inline struct sock_info *
+sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool adopt)
+{
+	struct sock *s = (struct sock *)sk;
+	struct sock_info *info = bpf_sk_storage_get(&socks, s, 0, 0);
+
+	if (newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV || newstate == TCP_LISTEN) {
+		if (!info) {
+			info = bpf_sk_storage_get(&socks, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (!info) {
+				count(storage_failed);
+				return NULL;
+			}
+		}
+		/* A child's entry starts as a copy of its listener's, if any. */
+		info->owner = newstate == TCP_SYN_RECV && info->owner == OWNER_TASK ?
+			OWNER_LISTENER : OWNER_UNKNOWN;
+		info->flags = newstate == TCP_LISTEN ? SOCK_LISTENER :
+			      newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
+		info->born_ns = now;
+		info->changed_ns = 0;
+	} else if (!info) {
+		if (!adopt)
+			return NULL;
+		info = bpf_sk_storage_get(&socks, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!info) {
+			count(storage_failed);
+			return NULL;
+		}
+		count(preexisting);
+	}
+	if (in_owner_syscall(newstate) &&
+	    (info->owner != OWNER_TASK || newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+		set_owner_current(info, OWNER_TASK);
+	return info;
+}
+
+/* recvmsg() with data runs in the reading task: for a passive socket, the
+ * process that accepted and serves it. */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(owner_reads, struct sock *sk)
+{
+	struct sock_info *info = bpf_sk_storage_get(&socks, sk, 0, 0);
+
+	if (info && info->owner != OWNER_TASK)
+		set_owner_current(info, OWNER_TASK);
+	return 0;
+}
+
+static __always_inline void *event_reserve(__u64 size)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e)
+		count(lost);
+	return e;
+}
+
+static __always_inline void event_submit(void *e)
+{
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* Ports as the kernel's tracepoint reports them: the local port is the
+ * bound source port (0 until connect() picks one), in host order. */
+static __always_inline void sock_ports(const struct sock *sk, __u16 *lport, __u16 *rport)
+{
+	*lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	*rport = bpf_ntohs(sk->__sk_common.skc_dport);
+}
+
+/* Addresses as the kernel's tracepoint reports them: 16 bytes, IPv4 in the
+ * first four. */
+static __always_inline void sock_addrs(const struct sock *sk, __u16 family,
+				       __u8 laddr[16], __u8 raddr[16])
+{
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		*(__u32 *)laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		*(__u32 *)raddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	}
+}
+
+#endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Types shared by the kernel programs and, through the objects' BTF, by
+ * the Python side. Python never restates these layouts. */
+#ifndef TCPSCOPE_COMMON_H
+#define TCPSCOPE_COMMON_H
+
+enum tcp_state {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
+	TCP_CLOSE = 7,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+	TCP_NEW_SYN_RECV = 12,
+};
+
+/* How the process named in an event was learned. */
+enum owner_kind {
+	OWNER_UNKNOWN = 0,  /* never seen in process context */
+	OWNER_TASK = 1,     /* the task that acted on this socket */
+	OWNER_LISTENER = 2, /* stand-in: the owner of the listening socket */
+};
+
+/* Loss and accounting counters, in the objects' .bss. */
+struct counters {
+	__u64 lost;           /* ring buffer full: events dropped */
+	__u64 storage_failed; /* no memory for per-socket state */
+	__u64 preexisting;    /* sockets that existed before tracing began */
+};
+
+#define SOCK_LISTENER 1
+#define SOCK_ACTIVE 2 /* born in connect() */
+
+struct sock_info {
+	__u64 born_ns;    /* 0: existed before tracing */
+	__u64 changed_ns; /* last state change, 0: not seen */
+	__u32 pid;
+	__u8 owner;       /* enum owner_kind */
+	__u8 flags;
+	char comm[16];
+};
+
+#endif

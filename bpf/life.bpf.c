@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* tcpscope life: one event per closed TCP session. */
+#include "common.bpf.h"
+#include "life.h"
+
+EXPORT_TYPE(struct life_event, life_event);
+
+/*
+ * The socket's byte counters count sequence space: bytes_acked includes an
+ * acked SYN (active opens only) and an acked FIN, bytes_received a received
+ * FIN. Report payload only. A FIN is acked only after all payload, so the
+ * unique payload sent bounds what bytes_acked can hold besides it.
+ */
+static __always_inline __u64 payload_acked(const struct tcp_sock *tp, const struct sock_info *info)
+{
+	__u64 acked = tp->bytes_acked, sent = tp->bytes_sent - tp->bytes_retrans;
+
+	if ((info->flags & SOCK_ACTIVE) && acked)
+		acked--; /* the SYN */
+	return acked < sent ? acked : sent;
+}
+
+static __always_inline __u64 payload_received(const struct sock *sk, const struct tcp_sock *tp)
+{
+	/* tcp_fin() marks the socket SOCK_DONE when the peer's FIN arrives. */
+	__u64 fin = (sk->__sk_common.skc_flags >> bpf_core_enum_value(enum sock_flags, SOCK_DONE)) & 1;
+
+	return tp->bytes_received - fin;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct sock_info *info;
+	struct life_event *e;
+	struct tcp_sock *tp;
+	__u16 family, lport, rport;
+	__u64 now;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	now = bpf_ktime_get_ns();
+	info = sock_track(sk, oldstate, newstate, now, false);
+	if (newstate != TCP_CLOSE)
+		return 0;
+	if (!info || !info->born_ns) {
+		count(preexisting);
+		return 0;
+	}
+	if (info->flags & SOCK_LISTENER)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	sock_ports(sk, &lport, &rport);
+	if (!sock_passes(sk, family, lport, rport))
+		return 0;
+	if (filter_pid && info->pid != filter_pid)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->ts_ns = now;
+	e->span_ns = now - info->born_ns;
+	e->tx_bytes = payload_acked(tp, info);
+	e->rx_bytes = payload_received(sk, tp);
+	sock_addrs(sk, family, e->laddr, e->raddr);
+	e->pid = info->pid;
+	e->netns = sock_netns(sk);
+	e->lport = lport;
+	e->rport = rport;
+	e->family = family;
+	e->owner = info->owner;
+	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
+	event_submit(e);
+	info->born_ns = 0; /* this session is over */
+	return 0;
+}

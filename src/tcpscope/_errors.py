@@ -1,0 +1,50 @@
+"""Errors a user can act on, each with its documented exit code.
+
+Library code raises these; only the command line turns them into one line on
+stderr and an exit status. Nothing here calls sys.exit.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_INTERNAL",
+    "EXIT_USAGE",
+    "EXIT_PERMISSION",
+    "EXIT_ENVIRONMENT",
+    "EXIT_KERNEL",
+    "TcpscopeError",
+    "UsageError",
+    "PermissionProblem",
+    "EnvironmentProblem",
+    "KernelRefused",
+]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug in tcpscope: please report it
+EXIT_USAGE = 2  # bad option, value or combination
+EXIT_PERMISSION = 3  # not root / missing capabilities
+EXIT_ENVIRONMENT = 4  # libbpf, tracefs, BTF or a tracepoint is missing
+EXIT_KERNEL = 5  # the kernel refused a BPF map, program or attachment
+
+
+class TcpscopeError(Exception):
+    """An error with a message meant for the user and an exit code."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class UsageError(TcpscopeError):
+    exit_code = EXIT_USAGE
+
+
+class PermissionProblem(TcpscopeError):
+    exit_code = EXIT_PERMISSION
+
+
+class EnvironmentProblem(TcpscopeError):
+    exit_code = EXIT_ENVIRONMENT
+
+
+class KernelRefused(TcpscopeError):
+    exit_code = EXIT_KERNEL

@@ -1,0 +1,182 @@
+"""A BPF object's life: open -> set constants -> load -> attach -> close.
+
+ObjectSpec is the pure part (the object file and its BTF, readable without
+root); BpfObject is the privileged part. Each step raises its own error.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from importlib import resources
+from typing import Any
+
+from ._btf import Btf, Layout, elf_sections
+from ._errors import EnvironmentProblem, KernelRefused
+from ._libbpf import libbpf
+from ._ringbuf import RingBuffer
+from ._tracefs import find_event
+
+__all__ = ["ObjectSpec", "BpfObject", "KERNEL_BTF"]
+
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+
+
+class ObjectSpec:
+    """A committed kernel object (src/tcpscope/bpf/NAME.bpf.o) and its BTF."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.path = str(resources.files("tcpscope") / "bpf" / f"{name}.bpf.o")
+        with open(self.path, "rb") as f:
+            sections = elf_sections(f.read())
+        self.btf = Btf(sections[".BTF"])
+        # Where the programs attach, e.g. "tp_btf/inet_sock_set_state".
+        self.attach_points = sorted(
+            s for s in sections if s.startswith(("tp_btf/", "tracepoint/", "raw_tp/"))
+        )
+
+    def layout(self, struct_name: str) -> Layout:
+        return self.btf.layout(struct_name)
+
+    def rodata(self, values: dict[str, Any]) -> dict[str, bytes]:
+        """Encode constants for the object's read-only globals, checked against BTF."""
+        variables = self.btf.datasec(".rodata")
+        out = {}
+        for name, value in values.items():
+            if name not in variables:
+                raise KeyError(f"{self.name}: no constant {name!r}")
+            size = variables[name][1]
+            if isinstance(value, bytes):
+                if len(value) != size:
+                    raise ValueError(f"{self.name}: {name} takes {size} bytes, not {len(value)}")
+                out[name] = value
+            else:
+                out[name] = int(value).to_bytes(size, "little")
+        return out
+
+
+class BpfObject:
+    """A loaded and attached object. Use as a context manager: close() frees all."""
+
+    def __init__(self, spec: ObjectSpec) -> None:
+        self.spec = spec
+        self._lib = libbpf()
+        self._links: list[int] = []
+        self._ringbufs: list[RingBuffer] = []
+        self._obj: int | None = None
+        self._check_kernel()
+        self._obj = self._lib.check_ptr(
+            self._lib.bpf_object__open_file(spec.path.encode(), None), f"opening {spec.name}.bpf.o"
+        )
+
+    def __enter__(self) -> BpfObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_kernel(self) -> None:
+        if not os.path.exists(KERNEL_BTF):
+            raise EnvironmentProblem(
+                f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+            )
+        for section in self.spec.attach_points:
+            event = section.rsplit("/", 1)[-1]
+            if find_event(event) is None:
+                raise EnvironmentProblem(
+                    f"this kernel has no tracepoint {event!r} (needed by {self.spec.name}); "
+                    "'tcpscope tplist' lists the ones it has"
+                )
+
+    def _maps(self) -> dict[str, int]:
+        maps, m = {}, None
+        while True:
+            m = self._lib.bpf_object__next_map(self._obj, m)
+            if not m:
+                return maps
+            maps[self._lib.bpf_map__name(m).decode()] = m
+
+    def _map(self, name: str) -> int:
+        """A map by name; internal maps (.rodata, .bss) by their suffix."""
+        for full, m in self._maps().items():
+            if full == name or (name.startswith(".") and full.endswith(name)):
+                return m
+        raise KeyError(f"{self.spec.name}: no map {name!r}")
+
+    def _map_memory(self, name: str) -> tuple[int, int]:
+        size = ctypes.c_size_t()
+        ptr = self._lib.check_ptr(
+            self._lib.bpf_map__initial_value(self._map(name), ctypes.byref(size)),
+            f"mapping {name} of {self.spec.name}",
+        )
+        return ptr, size.value
+
+    def set_constants(self, values: dict[str, Any]) -> None:
+        """Write read-only globals (filters, thresholds) before load."""
+        ptr, size = self._map_memory(".rodata")
+        variables = self.spec.btf.datasec(".rodata")
+        for name, data in self.spec.rodata(values).items():
+            offset = variables[name][0]
+            assert offset + len(data) <= size
+            ctypes.memmove(ptr + offset, data, len(data))
+
+    def resize(self, map_name: str, max_entries: int) -> None:
+        self._lib.check(
+            self._lib.bpf_map__set_max_entries(self._map(map_name), max_entries),
+            f"sizing map {map_name}",
+        )
+
+    def load(self) -> None:
+        err = self._lib.bpf_object__load(self._obj)
+        if err < 0:
+            detail = _verifier_summary(self._lib.recent_log)
+            raise KernelRefused(
+                f"the kernel refused to load {self.spec.name}: {os.strerror(-err)}"
+                + (f" ({detail})" if detail else "")
+                + "; run with -v for libbpf's log"
+            )
+
+    def attach(self) -> None:
+        prog = None
+        while True:
+            prog = self._lib.bpf_object__next_program(self._obj, prog)
+            if not prog:
+                return
+            section = self._lib.bpf_program__section_name(prog).decode()
+            link = self._lib.check_ptr(self._lib.bpf_program__attach(prog), f"attaching to {section}")
+            self._links.append(link)
+
+    def ring_buffer(self, name: str = "events") -> RingBuffer:
+        m = self._map(name)
+        rb = RingBuffer(self._lib.bpf_map__fd(m), self._lib.bpf_map__max_entries(m))
+        self._ringbufs.append(rb)
+        return rb
+
+    def read_global(self, section: str, name: str, struct_name: str) -> Any:
+        """A global variable of a mmapped data section, decoded through BTF."""
+        ptr, _size = self._map_memory(section)
+        offset, size = self.spec.btf.datasec(section)[name]
+        return self.spec.layout(struct_name).decode(ctypes.string_at(ptr + offset, size))
+
+    def close(self) -> None:
+        for rb in self._ringbufs:
+            rb.close()
+        self._ringbufs.clear()
+        for link in self._links:
+            self._lib.bpf_link__destroy(link)
+        self._links.clear()
+        if self._obj:
+            self._lib.bpf_object__close(self._obj)
+            self._obj = None
+
+
+def _verifier_summary(lines: Any) -> str:
+    """The most telling line of libbpf's log after a failed load."""
+    for line in reversed(list(lines)):
+        line = line.strip()
+        if line and not line.startswith(("libbpf:", "--", "processed", "-- END")):
+            return line
+    return ""
+
+

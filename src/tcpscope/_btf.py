@@ -12,7 +12,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Btf", "BtfType", "Layout", "elf_sections", "KIND"]
+__all__ = ["Btf", "BtfType", "Elf", "Layout", "read_elf", "KIND"]
 
 KIND = {
     "int": 1, "ptr": 2, "array": 3, "struct": 4, "union": 5, "enum": 6, "fwd": 7,
@@ -24,8 +24,16 @@ _MODIFIERS = {KIND["typedef"], KIND["volatile"], KIND["const"], KIND["restrict"]
 _BTF_MAGIC = 0xEB9F
 
 
-def elf_sections(data: bytes) -> dict[str, bytes]:
-    """Section name -> contents, for a little-endian ELF64 file."""
+@dataclass(frozen=True)
+class Elf:
+    """The parts of a little-endian ELF64 object tcpscope reads."""
+
+    sections: dict[str, bytes]
+    # global symbol -> (section name, offset in section, size)
+    symbols: dict[str, tuple[str, int, int]]
+
+
+def read_elf(data: bytes) -> Elf:
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a little-endian ELF64 object")
     shoff, = struct.unpack_from("<Q", data, 0x28)
@@ -33,11 +41,19 @@ def elf_sections(data: bytes) -> dict[str, bytes]:
     headers = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     names_off, names_size = headers[shstrndx][4], headers[shstrndx][5]
     names = data[names_off:names_off + names_size]
+    cstr = lambda table, off: table[off:table.index(b"\0", off)].decode()  # noqa: E731
+    section_names = [cstr(names, h[0]) for h in headers]
     sections = {}
-    for name_off, sh_type, _f, _a, offset, size, *_rest in headers:
-        name = names[name_off:names.index(b"\0", name_off)].decode()
+    symbols: dict[str, tuple[str, int, int]] = {}
+    for name, (_n, sh_type, _f, _a, offset, size, link, *_rest) in zip(section_names, headers):
         sections[name] = b"" if sh_type == 8 else data[offset:offset + size]  # 8: NOBITS
-    return sections
+        if sh_type == 2:  # SYMTAB; its strings are in section 'link'
+            strings = data[headers[link][4]:headers[link][4] + headers[link][5]]
+            for pos in range(offset, offset + size, 24):
+                st_name, _info, _other, shndx, value, sym_size = struct.unpack_from("<IBBHQQ", data, pos)
+                if st_name and 0 < shndx < len(section_names):
+                    symbols[cstr(strings, st_name)] = (section_names[shndx], value, sym_size)
+    return Elf(sections, symbols)
 
 
 @dataclass(frozen=True)
@@ -81,14 +97,6 @@ class Btf:
         self._by_name: dict[tuple[str, int], int] = {}
         for type_id, t in enumerate(self.types):
             self._by_name.setdefault((t.name, t.kind), type_id)
-
-    @classmethod
-    def from_object(cls, path: str) -> Btf:
-        with open(path, "rb") as f:
-            sections = elf_sections(f.read())
-        if ".BTF" not in sections:
-            raise ValueError(f"{path} has no BTF")
-        return cls(sections[".BTF"])
 
     def _str(self, off: int) -> str:
         return self._strings[off:self._strings.index(b"\0", off)].decode()
@@ -156,10 +164,11 @@ class Btf:
     def enum(self, name: str) -> dict[str, int]:
         return {n: v for n, v, _ in self.types[self.find(name, "enum")].members}
 
-    def datasec(self, name: str) -> dict[str, tuple[int, int]]:
-        """Variables of a data section: name -> (offset, size)."""
+    def datasec_vars(self, name: str) -> dict[str, int]:
+        """Variables of a data section: name -> type id. (In an object file
+        their offsets are only in the symbol table; libbpf fills them in.)"""
         sec = self.types[self.find(name, "datasec")]
-        return {self.types[var].name: (off, size) for var, off, size in sec.members}
+        return {self.types[var].name: self.types[var].size for var, _off, _size in sec.members}
 
     def layout(self, struct_name: str) -> Layout:
         t = self.types[self.find(struct_name, "struct")]

@@ -11,7 +11,7 @@ import os
 from importlib import resources
 from typing import Any
 
-from ._btf import Btf, Layout, elf_sections
+from ._btf import Btf, Layout, read_elf
 from ._errors import EnvironmentProblem, KernelRefused
 from ._libbpf import libbpf
 from ._ringbuf import RingBuffer
@@ -29,19 +29,29 @@ class ObjectSpec:
         self.name = name
         self.path = str(resources.files("tcpscope") / "bpf" / f"{name}.bpf.o")
         with open(self.path, "rb") as f:
-            sections = elf_sections(f.read())
-        self.btf = Btf(sections[".BTF"])
+            elf = read_elf(f.read())
+        self.btf = Btf(elf.sections[".BTF"])
+        self._symbols = elf.symbols
         # Where the programs attach, e.g. "tp_btf/inet_sock_set_state".
         self.attach_points = sorted(
-            s for s in sections if s.startswith(("tp_btf/", "tracepoint/", "raw_tp/"))
+            s for s in elf.sections if s.startswith(("tp_btf/", "tracepoint/", "raw_tp/"))
         )
+
+    def variables(self, section: str) -> dict[str, tuple[int, int, int]]:
+        """Globals of a data section: name -> (offset, size, BTF type id)."""
+        out = {}
+        for name, type_id in self.btf.datasec_vars(section).items():
+            sym_section, offset, size = self._symbols[name]
+            assert sym_section == section, (name, sym_section, section)
+            out[name] = (offset, size, type_id)
+        return out
 
     def layout(self, struct_name: str) -> Layout:
         return self.btf.layout(struct_name)
 
     def rodata(self, values: dict[str, Any]) -> dict[str, bytes]:
         """Encode constants for the object's read-only globals, checked against BTF."""
-        variables = self.btf.datasec(".rodata")
+        variables = self.variables(".rodata")
         out = {}
         for name, value in values.items():
             if name not in variables:
@@ -115,7 +125,7 @@ class BpfObject:
     def set_constants(self, values: dict[str, Any]) -> None:
         """Write read-only globals (filters, thresholds) before load."""
         ptr, size = self._map_memory(".rodata")
-        variables = self.spec.btf.datasec(".rodata")
+        variables = self.spec.variables(".rodata")
         for name, data in self.spec.rodata(values).items():
             offset = variables[name][0]
             assert offset + len(data) <= size
@@ -156,7 +166,7 @@ class BpfObject:
     def read_global(self, section: str, name: str, struct_name: str) -> Any:
         """A global variable of a mmapped data section, decoded through BTF."""
         ptr, _size = self._map_memory(section)
-        offset, size = self.spec.btf.datasec(section)[name]
+        offset, size, _type = self.spec.variables(section)[name]
         return self.spec.layout(struct_name).decode(ctypes.string_at(ptr + offset, size))
 
     def close(self) -> None:

@@ -1,0 +1,81 @@
+"""The one option registry: a flag means the same thing in every tool."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import UsageError
+from ._net import parse_netns, parse_pid, parse_ports, parse_seconds
+
+__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options"]
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a UsageError into the message argparse shows for a bad value."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+_FLAG = {"action": "store_true"}
+
+OPTIONS: dict[str, Option] = {
+    o.dest: o
+    for o in (
+        Option(("-T", "--time"), "time", "add a TIME column (wall clock, HH:MM:SS)", _FLAG),
+        Option(("-t", "--timestamp"), "timestamp", "add a TIME(s) column (seconds since tracing began)", _FLAG),
+        Option(("-w", "--wide"), "wide", "wide columns: IP version, full addresses and command names", _FLAG),
+        Option(("-s", "--csv"), "csv", "comma-separated values, exact numbers (bytes, not KB)", _FLAG),
+        Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in the README)", _FLAG),
+        Option(("-p", "--pid"), "pid", "only sockets owned by this process ID",
+               {"type": _checked(parse_pid), "metavar": "PID"}),
+        Option(("-L", "--localport"), "localport", "only these local ports, e.g. 80,443",
+               {"type": _checked(parse_ports), "metavar": "PORTS"}),
+        Option(("-D", "--remoteport"), "remoteport", "only these remote ports, e.g. 80,443",
+               {"type": _checked(parse_ports), "metavar": "PORTS"}),
+        Option(("-4", "--ipv4"), "ipv4", "IPv4 only", _FLAG),
+        Option(("-6", "--ipv6"), "ipv6", "IPv6 only", _FLAG),
+        Option(("-N", "--netns"), "netns",
+               "only sockets in this network namespace: an inode number or a file such as "
+               "/var/run/netns/NAME or /proc/PID/ns/net",
+               {"type": _checked(parse_netns), "metavar": "NETNS"}),
+        Option(("-d", "--duration"), "duration", "stop after SECONDS",
+               {"type": _checked(parse_seconds), "metavar": "SECONDS"}),
+        Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",
+               {"action": "count", "default": 0}),
+    )
+}  # fmt: skip
+
+# Options that cannot be combined.
+EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"))
+
+
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    names = list(names)
+    grouped: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for pair in EXCLUSIVE:
+        if all(n in names for n in pair):
+            group = parser.add_mutually_exclusive_group()
+            for n in pair:
+                grouped[n] = group
+    for name in names:
+        option = OPTIONS[name]
+        target: Any = grouped.get(name, parser)
+        target.add_argument(*option.flags, dest=option.dest, help=option.help, **option.kwargs)

@@ -1,0 +1,74 @@
+"""The command line: 'tcpscope TOOL [options]'. The only place that exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from . import __version__
+from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
+from ._options import add_options
+from ._tool import run
+from .tools import TOOLS
+
+__all__ = ["main"]
+
+EPILOG = """\
+exit status: 0 done, 2 bad usage, 3 not root, 4 something missing on this
+host (libbpf, tracefs, BTF, a tracepoint), 5 the kernel refused a BPF program
+or map, 1 a bug in tcpscope."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tcpscope",
+        description="TCP observability from the kernel's stable tracepoints.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tcpscope {__version__}")
+    tools = parser.add_subparsers(dest="tool", metavar="TOOL", parser_class=_Parser)
+    tools.required = True
+    for tool in TOOLS.values():
+        sub = tools.add_parser(
+            tool.name,
+            help=tool.summary,
+            description=tool.description,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_options(sub, tool.options)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        format="tcpscope: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.ERROR,
+        stream=sys.stderr,
+    )
+    if args.verbose < 2:
+        logging.getLogger("tcpscope.libbpf").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
+    try:
+        return run(TOOLS[args.tool], args)
+    except TcpscopeError as exc:
+        print(f"tcpscope {args.tool}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # a bug: one line, the traceback only with -v
+        logging.getLogger("tcpscope").debug("internal error", exc_info=True)
+        print(f"tcpscope {args.tool}: internal error: {exc!r} (run with -v for details, "
+              "and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL

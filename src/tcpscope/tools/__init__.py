@@ -1,0 +1,11 @@
+"""The tools, by subcommand name."""
+
+from __future__ import annotations
+
+from .._tool import Tool
+from .life import Life
+from .states import States
+
+__all__ = ["TOOLS"]
+
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States)}

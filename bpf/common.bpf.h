@@ -187,8 +187,8 @@ static __always_inline void sock_addrs(const struct sock *sk, __u16 family,
 				       __u8 laddr[16], __u8 raddr[16])
 {
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	} else {
 		*(__u32 *)laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		*(__u32 *)raddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);

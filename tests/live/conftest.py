@@ -1,0 +1,225 @@
+"""Live-test fixtures: a fresh network namespace per test, real servers,
+and the real tool run as a subprocess, stopped with SIGINT like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import missing
+
+WORKLOAD = str(Path(__file__).with_name("workload.py"))
+PYTHON_COMM = os.path.basename(sys.executable)[:15]  # the workloads' command name
+
+
+@pytest.fixture(autouse=True)
+def _live_prerequisites() -> None:
+    if os.geteuid() != 0:
+        missing("live tests need root")
+    for tool in ("ip", "nginx", "ab", "bpftool"):
+        if not shutil.which(tool):
+            missing(f"{tool} is not installed (scripts/setup.sh --test installs it)")
+
+
+class Netns:
+    """A network namespace with loopback up, deleted at the end of the test."""
+
+    def __init__(self) -> None:
+        self.name = f"tcpscope-{uuid.uuid4().hex[:10]}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.path = f"/var/run/netns/{self.name}"
+        self.inode = os.stat(self.path).st_ino
+        self.run(["ip", "link", "set", "lo", "up"])
+
+    def cmd(self, args: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def run(self, args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cmd(args), check=True, text=True, capture_output=True, **kw)
+
+    def popen(self, args: list[str], **kw: Any) -> subprocess.Popen[str]:
+        # 'ip netns exec' execs the command, so the Popen pid is the workload's pid.
+        return subprocess.Popen(self.cmd(args), text=True, **kw)
+
+    def counters(self) -> dict[str, int]:
+        """The namespace's TCP MIB counters (/proc/net/snmp and netstat), e.g. TcpActiveOpens."""
+        out: dict[str, int] = {}
+        for table in ("/proc/net/snmp", "/proc/net/netstat"):
+            lines = self.run(["cat", table]).stdout.splitlines()
+            for names, values in zip(lines[::2], lines[1::2]):
+                prefix, *keys = names.split()
+                for key, value in zip(keys, values.split()[1:]):
+                    out[prefix.rstrip(":") + key] = int(value)
+        return out
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "delete", self.name], check=False)
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    ns = Netns()
+    try:
+        yield ns
+    finally:
+        ns.delete()
+
+
+@pytest.fixture
+def netns2() -> Iterator[Netns]:
+    ns = Netns()
+    try:
+        yield ns
+    finally:
+        ns.delete()
+
+
+class Server:
+    """workload.py server in a namespace."""
+
+    def __init__(self, ns: Netns, **options: Any) -> None:
+        args = [sys.executable, WORKLOAD, "server"]
+        for key, value in options.items():
+            args += [f"--{key}", str(value)]
+        self.proc = ns.popen(args, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().split()
+        assert ready and ready[0] == "ready", ready
+        self.port = int(ready[1])
+        self.pid = self.proc.pid
+
+    def wait(self) -> None:
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "done"
+        assert self.proc.wait(timeout=30) == 0
+
+
+class Client:
+    """workload.py client in a namespace, started but held until go()."""
+
+    def __init__(self, ns: Netns, **options: Any) -> None:
+        args = [sys.executable, WORKLOAD, "client", "--wait"]
+        for key, value in options.items():
+            args += [f"--{key}"] if value is True else [f"--{key}", str(value)]
+        self.proc = ns.popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "waiting"
+        self.pid = self.proc.pid
+
+    def go(self) -> int:
+        out, _ = self.proc.communicate("go\n", timeout=60)
+        assert self.proc.returncode == 0 and out.strip() == "done", out
+        return self.pid
+
+
+def run_client(ns: Netns, **options: Any) -> int:
+    """Run workload.py client to completion; returns its pid."""
+    return Client(ns, **options).go()
+
+
+class Tracer:
+    """'tcpscope TOOL ARGS...' running until stop()."""
+
+    def __init__(self, tool: str, *args: str, stdout: Any = subprocess.PIPE) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tcpscope", tool, *args],
+            stdout=stdout, stderr=subprocess.PIPE, text=True,
+        )
+        self.stderr_lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(20) or self.proc.poll() is not None:
+            self.proc.kill()
+            raise AssertionError(f"tcpscope {tool} did not start: {''.join(self.stderr_lines)}")
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if line.startswith("Tracing "):
+                self._ready.set()
+        self._ready.set()
+
+    def stop(self, sig: int = signal.SIGINT, settle: float = 0.3) -> tuple[str, str, int]:
+        time.sleep(settle)  # let the last state changes of the workload happen
+        self.proc.send_signal(sig)
+        out, _ = self.proc.communicate(timeout=60)
+        self._reader.join(10)
+        return out or "", "".join(self.stderr_lines), self.proc.returncode
+
+    def stop_json(self, **kw: Any) -> tuple[list[dict[str, Any]], str]:
+        out, err, rc = self.stop(**kw)
+        assert rc == 0, err
+        return [json.loads(line) for line in out.splitlines()], err
+
+
+NGINX_CONF = """\
+user root;
+worker_processes 2;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    log_format conn '$remote_port $request_length $bytes_sent $pid';
+    access_log {dir}/access.log conn;
+    client_body_temp_path {dir}/tmp;
+    keepalive_timeout 0;
+    server {{
+        listen 127.0.0.1:{port};
+        listen [::1]:{port};
+        root {dir}/www;
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx (master + 2 workers) in a namespace, logging per-connection bytes."""
+
+    def __init__(self, ns: Netns, directory: Path, port: int = 8080, body: int = 3000) -> None:
+        self.dir, self.port, self.ns = directory, port, ns
+        (directory / "www").mkdir()
+        (directory / "www" / "file").write_bytes(b"x" * body)
+        (directory / "nginx.conf").write_text(NGINX_CONF.format(dir=directory, port=port))
+        self.proc = ns.popen(["nginx", "-c", str(directory / "nginx.conf")])
+        deadline = time.monotonic() + 10
+        while f":{port} " not in ns.run(["ss", "-ltnH"]).stdout:
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+        self.master = self.proc.pid
+
+    def workers(self) -> set[int]:
+        children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
+        return {int(pid) for pid in children}
+
+    def log(self) -> list[tuple[int, int, int, int]]:
+        """(remote port, request bytes, response bytes, worker pid) per connection."""
+        lines = (self.dir / "access.log").read_text().splitlines()
+        return [tuple(int(x) for x in line.split()) for line in lines]  # type: ignore[misc]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def nginx(netns: Netns, tmp_path: Path) -> Iterator[Nginx]:
+    server = Nginx(netns, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()

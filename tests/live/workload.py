@@ -3,7 +3,8 @@
 server: listen, print its port, serve COUNT connections one at a time: read
         --expect bytes, send --reply bytes, close (first, or after the peer).
 client: COUNT connections: send --send bytes, read --expect bytes, close.
-Each prints 'ready PORT' (server) or 'done' and flushes, so tests can follow.
+pair:   a connected pair in one process that closes both ends at once.
+Each prints 'ready PORT' (server, pair) or 'done' and flushes, so tests can follow.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def server(a: argparse.Namespace) -> None:
         read_exactly(conn, a.expect)
         conn.sendall(b"s" * a.reply)
         if a.close == "second":
-            conn.recv(1)  # wait for the client's FIN
+            try:
+                conn.recv(1)  # wait for the client's FIN (or RST)
+            except ConnectionResetError:
+                pass
         conn.close()
     srv.close()
     print("done", flush=True)
@@ -63,9 +67,31 @@ def client(a: argparse.Namespace) -> None:
     print("done", flush=True)
 
 
+def pair(a: argparse.Namespace) -> None:
+    """Both ends in one process; on 'go' both send FIN back to back, so that
+    the two FINs cross (the test holds them back with nftables)."""
+    srv = socket.socket(family_of(a.family), socket.SOCK_STREAM)
+    srv.bind((loopback(a.family), 0))
+    srv.listen(1)
+    client = socket.create_connection(srv.getsockname()[:2])
+    server, _ = srv.accept()
+    srv.close()
+    print("ready", server.getsockname()[1], flush=True)
+    sys.stdin.readline()
+    client.shutdown(socket.SHUT_WR)
+    server.shutdown(socket.SHUT_WR)
+    print("sent", flush=True)
+    for conn in (client, server):
+        conn.settimeout(10)
+        assert conn.recv(1) == b""
+    client.close()
+    server.close()
+    print("done", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["server", "client"])
+    p.add_argument("mode", choices=["server", "client", "pair"])
     p.add_argument("--family", choices=["4", "6"], default="4")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
@@ -76,7 +102,7 @@ def main() -> None:
     p.add_argument("--abort", action="store_true", help="client: close with SO_LINGER 0 (RST)")
     p.add_argument("--wait", action="store_true", help="client: start on a line from stdin")
     a = p.parse_args()
-    server(a) if a.mode == "server" else client(a)
+    {"server": server, "client": client, "pair": pair}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -102,13 +102,13 @@ static __always_inline bool in_owner_syscall(int newstate)
 /*
  * Follow a socket through a state change and return its tracked state, or
  * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
- * ->SYN_RECV (a child of a listener) or ->LISTEN. With adopt, a socket first
- * seen later (it existed before tracing) is tracked from now on, marked with
- * born_ns == 0. A child carries its listener's owner, marked as a stand-in,
+ * ->SYN_RECV (a child of a listener) or ->LISTEN. With adopted given, a socket
+ * first seen later (it existed before tracing) is tracked from now on, marked
+ * with born_ns == 0, and *adopted says so. A child carries its listener's owner, marked as a stand-in,
  * until its own owner is seen reading from it or closing it.
  */
 static __always_inline struct sock_info *
-sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool adopt)
+sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *adopted)
 {
 	struct sock *s = (struct sock *)sk;
 	struct sock_info *info = bpf_sk_storage_get(&socks, s, 0, 0);
@@ -124,19 +124,18 @@ sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool ad
 		/* A child's entry starts as a copy of its listener's, if any. */
 		info->owner = newstate == TCP_SYN_RECV && info->owner == OWNER_TASK ?
 			OWNER_LISTENER : OWNER_UNKNOWN;
-		info->flags = newstate == TCP_LISTEN ? SOCK_LISTENER :
-			      newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
+		info->flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
 		info->born_ns = now;
 		info->changed_ns = 0;
 	} else if (!info) {
-		if (!adopt)
+		if (!adopted)
 			return NULL;
 		info = bpf_sk_storage_get(&socks, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (!info) {
 			count(storage_failed);
 			return NULL;
 		}
-		count(preexisting);
+		*adopted = true;
 	}
 	if (in_owner_syscall(newstate) &&
 	    (info->owner != OWNER_TASK || newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))

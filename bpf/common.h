@@ -33,8 +33,7 @@ struct counters {
 	__u64 preexisting;    /* sockets that existed before tracing began */
 };
 
-#define SOCK_LISTENER 1
-#define SOCK_ACTIVE 2 /* born in connect() */
+#define SOCK_ACTIVE 1 /* born in connect() */
 
 struct sock_info {
 	__u64 born_ns;    /* 0: existed before tracing */

@@ -40,19 +40,19 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	now = bpf_ktime_get_ns();
-	info = sock_track(sk, oldstate, newstate, now, false);
-	if (newstate != TCP_CLOSE)
-		return 0;
-	if (!info || !info->born_ns) {
-		count(preexisting);
-		return 0;
-	}
-	if (info->flags & SOCK_LISTENER)
+	info = sock_track(sk, oldstate, newstate, now, NULL);
+	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
 	family = sk->__sk_common.skc_family;
 	sock_ports(sk, &lport, &rport);
 	if (!sock_passes(sk, family, lport, rport))
 		return 0;
+	if (!info || !info->born_ns) {
+		/* Its owner is unknown, so a pid filter cannot tell: not counted. */
+		if (!filter_pid)
+			count(preexisting);
+		return 0;
+	}
 	if (filter_pid && info->pid != filter_pid)
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);

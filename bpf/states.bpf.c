@@ -11,18 +11,21 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 	struct sock_info *info;
 	struct state_event *e;
 	__u16 family, lport, rport;
+	bool adopted = false;
 	__u64 now;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	now = bpf_ktime_get_ns();
-	info = sock_track(sk, oldstate, newstate, now, true);
+	info = sock_track(sk, oldstate, newstate, now, &adopted);
 	family = sk->__sk_common.skc_family;
 	sock_ports(sk, &lport, &rport);
 	if (!sock_passes(sk, family, lport, rport))
 		goto out;
 	if (filter_pid && (!info || info->pid != filter_pid))
 		goto out;
+	if (adopted)
+		count(preexisting);
 	e = event_reserve(sizeof(*e));
 	if (!e)
 		goto out;

@@ -164,10 +164,16 @@ class BpfObject:
         return rb
 
     def read_global(self, section: str, name: str, struct_name: str) -> Any:
-        """A global variable of a mmapped data section, decoded through BTF."""
-        ptr, _size = self._map_memory(section)
+        """A global variable of a data section (.bss, .data), as the kernel has it now."""
+        m = self._map(section)
+        value = ctypes.create_string_buffer(self._lib.bpf_map__value_size(m))
+        key = ctypes.c_uint32(0)
+        self._lib.check(
+            self._lib.bpf_map_lookup_elem(self._lib.bpf_map__fd(m), ctypes.byref(key), value),
+            f"reading {section} of {self.spec.name}",
+        )
         offset, size, _type = self.spec.variables(section)[name]
-        return self.spec.layout(struct_name).decode(ctypes.string_at(ptr + offset, size))
+        return self.spec.layout(struct_name).decode(value.raw[offset:offset + size])
 
     def close(self) -> None:
         for rb in self._ringbufs:

@@ -52,7 +52,8 @@ def three_sockets(rows: list[dict[str, Any]], port: int) -> tuple[list[dict], li
 def test_active_and_passive_close(netns: Netns, client_closes: bool) -> None:
     tracer = Tracer("states", "-j", "-N", netns.path)
     srv = Server(netns, expect=100, reply=200, close="second" if client_closes else "first")
-    client_pid = run_client(netns, port=srv.port, send=100, expect=200)
+    client_pid = run_client(netns, port=srv.port, send=100, expect=200,
+                            close="first" if client_closes else "second")
     srv.wait()
     rows, _ = tracer.stop_json()
     listener, client, child = three_sockets(rows, srv.port)

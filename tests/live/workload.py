@@ -2,7 +2,8 @@
 
 server: listen, print its port, serve COUNT connections one at a time: read
         --expect bytes, send --reply bytes, close (first, or after the peer).
-client: COUNT connections: send --send bytes, read --expect bytes, close.
+client: COUNT connections: send --send bytes, read --expect bytes, close
+        (first, or after the peer).
 pair:   a connected pair in one process that closes both ends at once.
 Each prints 'ready PORT' (server, pair) or 'done' and flushes, so tests can follow.
 """
@@ -61,6 +62,8 @@ def client(a: argparse.Namespace) -> None:
         conn.connect((loopback(a.family), a.port))
         conn.sendall(b"c" * a.send)
         read_exactly(conn, a.expect)
+        if a.close == "second":
+            conn.recv(1)  # wait for the server's FIN
         if a.abort:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()

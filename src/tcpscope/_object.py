@@ -87,10 +87,6 @@ class BpfObject:
         self.close()
 
     def _check_kernel(self) -> None:
-        if not os.path.exists(KERNEL_BTF):
-            raise EnvironmentProblem(
-                f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF"
-            )
         for section in self.spec.attach_points:
             event = section.rsplit("/", 1)[-1]
             if find_event(event) is None:
@@ -98,6 +94,10 @@ class BpfObject:
                     f"this kernel has no tracepoint {event!r} (needed by {self.spec.name}); "
                     "'tcpscope tplist' lists the ones it has"
                 )
+        if not os.path.exists(KERNEL_BTF):
+            raise EnvironmentProblem(
+                f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+            )
 
     def _maps(self) -> dict[str, int]:
         maps, m = {}, None

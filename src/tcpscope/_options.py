@@ -40,7 +40,8 @@ OPTIONS: dict[str, Option] = {
     o.dest: o
     for o in (
         Option(("-T", "--time"), "time", "add a TIME column (wall clock, HH:MM:SS)", _FLAG),
-        Option(("-t", "--timestamp"), "timestamp", "add a TIME(s) column (seconds since tracing began)", _FLAG),
+        Option(("-t", "--timestamp"), "timestamp", "add a TIME(s) column (seconds since tracing began)",
+               _FLAG),
         Option(("-w", "--wide"), "wide", "wide columns: IP version, full addresses and command names", _FLAG),
         Option(("-s", "--csv"), "csv", "comma-separated values, exact numbers (bytes, not KB)", _FLAG),
         Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in the README)", _FLAG),

@@ -99,11 +99,16 @@ class JsonRenderer(Renderer):
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:
     """The -T and -t columns, shown before a tool's own."""
+
+    def hms(t: float) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(t))
+
+    def since(t: float) -> str:
+        return f"{t - start:.6f}"
+
     columns = []
     if wall:
-        hms: Callable[[float], str] = lambda t: time.strftime("%H:%M:%S", time.localtime(t))
         columns.append(Column("TIME", "time", 8, text=hms, csv_text=hms))
     if relative:
-        since: Callable[[float], str] = lambda t: f"{t - start:.6f}"
         columns.append(Column("TIME(s)", "time", 9, text=since, csv_text=since))
     return columns

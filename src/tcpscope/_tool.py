@@ -36,12 +36,15 @@ class Tool:
     record: ClassVar[str]  # the event struct in the object's BTF
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
 
-    def __init__(self, args: argparse.Namespace, spec: ObjectSpec, start_ns: int) -> None:
+    def __init__(self, args: argparse.Namespace, spec: ObjectSpec, start_ns: int,
+                 clock_offset_ns: int | None = None) -> None:
         self.args = args
         self.spec = spec
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; this turns it into UNIX time.
-        self.clock_offset_ns = time.time_ns() - time.monotonic_ns()
-        self.start = (start_ns + self.clock_offset_ns) / 1e9
+        if clock_offset_ns is None:
+            clock_offset_ns = time.time_ns() - time.monotonic_ns()
+        self.clock_offset_ns = clock_offset_ns
+        self.start = (start_ns + clock_offset_ns) / 1e9
 
     def unix_time(self, ts_ns: int) -> float:
         return (ts_ns + self.clock_offset_ns) / 1e9
@@ -117,44 +120,20 @@ class _Stop:
 
 def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = None,
         err: IO[str] | None = None) -> int:
+    """Load, attach and print events until Ctrl-C, SIGTERM or -d; then report losses."""
     out = out or sys.stdout
     err = err or sys.stderr
     require_privileges()
     spec = ObjectSpec(tool_cls.object_name)
-    decode: Callable[[Any, int], Any] = spec.layout(tool_cls.record).decode
     with BpfObject(spec) as obj, _Stop() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())
-        render = tool.renderer()
         obj.set_constants({**tool.constants(), "wakeup_bytes": RING_BYTES // 4})
         obj.resize("events", RING_BYTES)
         obj.load()
         obj.attach()
-        ring = obj.ring_buffer()
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
-        deadline = time.monotonic() + args.duration if args.duration else None
-        lost_seen = 0
-        fields, line = tool.fields, render.line
         try:
-            header = render.header()
-            if header:
-                out.write(header)
-                out.flush()
-            while True:
-                last = stop.requested or (deadline is not None and time.monotonic() >= deadline)
-                if not last:
-                    timeout = POLL_SECONDS if deadline is None else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
-                    ring.wait(timeout)
-                batch = ring.drain(decode)
-                if batch:
-                    out.write("".join([line(fields(r)) for r in batch]))
-                    out.flush()
-                if args.verbose:
-                    lost = obj.read_global(".bss", "counters", "counters").lost
-                    if lost > lost_seen:
-                        log.warning("%d events lost so far: the ring buffer was full", lost)
-                        lost_seen = lost
-                if last:
-                    break
+            _pump(obj, tool, stop, out)
         except BrokenPipeError:
             # The reader went away (e.g. '| head'): stop quietly, like other tools.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -170,3 +149,34 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     for note in notes:
         print(note, file=err)
     return 0
+
+
+def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
+    """Move events from the ring buffer to the output, a batch per wakeup."""
+    ring = obj.ring_buffer()
+    decode: Callable[[Any, int], Any] = tool.spec.layout(tool.record).decode
+    render = tool.renderer()
+    fields, line = tool.fields, render.line
+    duration = tool.args.duration
+    deadline = time.monotonic() + duration if duration else float("inf")
+    lost_seen = 0
+    header = render.header()
+    if header:
+        out.write(header)
+        out.flush()
+    while True:
+        remaining = deadline - time.monotonic()
+        last = stop.requested or remaining <= 0
+        if not last:
+            ring.wait(min(POLL_SECONDS, remaining))
+        batch = ring.drain(decode)
+        if batch:
+            out.write("".join([line(fields(r)) for r in batch]))
+            out.flush()
+        if tool.args.verbose:
+            lost = obj.read_global(".bss", "counters", "counters").lost
+            if lost > lost_seen:
+                log.warning("%d events lost so far: the ring buffer was full", lost)
+                lost_seen = lost
+        if last:
+            return

@@ -16,6 +16,7 @@ ACTIVE_OPEN = [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")]
 PASSIVE_OPEN = [("LISTEN", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED")]
 ACTIVE_CLOSE = [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")]
 PASSIVE_CLOSE = [("ESTABLISHED", "CLOSE_WAIT"), ("CLOSE_WAIT", "LAST_ACK"), ("LAST_ACK", "CLOSE")]
+SIMULTANEOUS_CLOSE = [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "CLOSING"), ("CLOSING", "CLOSE")]
 LISTENER = [("CLOSE", "LISTEN"), ("LISTEN", "CLOSE")]
 
 
@@ -126,4 +127,4 @@ def test_simultaneous_close(netns: Netns) -> None:
     socks = [s for s in by_socket(rows).values() if s[0]["newstate"] != "LISTEN"]
     assert len(socks) == 2
     for sock in socks:
-        assert sequence(sock)[-3:] == [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "CLOSING"), ("CLOSING", "CLOSE")]
+        assert sequence(sock)[-3:] == SIMULTANEOUS_CLOSE

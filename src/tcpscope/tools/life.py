@@ -33,8 +33,8 @@ exit."""
     record = "life_event"
     tracing = "TCP session lifespans"
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.socket = SocketFields(self.spec.btf.enum("owner_kind"))
 
     def columns(self) -> list[Column]:

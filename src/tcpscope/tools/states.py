@@ -32,8 +32,8 @@ LPORT shows 0, as the kernel reports it."""
     record = "state_event"
     tracing = "TCP state changes"
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.socket = SocketFields(self.spec.btf.enum("owner_kind"))
         # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...
         self.state_names = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}

@@ -1,0 +1,74 @@
+"""Record layouts and constants come from the committed objects' BTF; bpftool,
+an independent BTF reader, must agree with ours."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tcpscope._btf import Btf, read_elf
+from tcpscope._object import ObjectSpec
+from tcpscope.tools import TOOLS
+
+OBJECTS = sorted({t.object_name for t in TOOLS.values()})
+
+
+def bpftool_struct(path: str, name: str) -> dict[str, int]:
+    """Member byte offsets of a struct, as 'bpftool btf dump' prints them."""
+    if not shutil.which("bpftool"):
+        pytest.skip("bpftool is not installed")
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", path], capture_output=True, text=True,
+                          check=True).stdout
+    block = re.search(rf"STRUCT '{name}' size=\d+ vlen=\d+\n((?:\t.*\n)+)", dump)
+    assert block, name
+    return {m[0]: int(m[1]) // 8 for m in re.findall(r"'(\w+)' type_id=\d+ bits_offset=(\d+)", block[1])}
+
+
+@pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
+def test_event_layout_matches_bpftool(tool: type) -> None:
+    spec = ObjectSpec(tool.object_name)
+    layout = spec.layout(tool.record)
+    assert layout.offsets == bpftool_struct(spec.path, tool.record)
+    assert layout.codec.size == layout.size
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_constants_and_counters_are_found(name: str) -> None:
+    spec = ObjectSpec(name)
+    rodata = spec.variables(".rodata")
+    assert rodata["filter_lports"][1] == rodata["filter_rports"][1] == 8192
+    assert rodata["filter_pid"][1] == 4 and rodata["wakeup_bytes"][1] == 8
+    offsets = sorted((off, size) for off, size, _ in rodata.values())
+    for (off, size), (next_off, _) in zip(offsets, offsets[1:]):
+        assert off + size <= next_off  # no two constants overlap
+    counters = spec.layout("counters")
+    assert counters.fields == ("lost", "storage_failed", "preexisting")
+    assert spec.variables(".bss")["counters"][1] == counters.size
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_enums_and_attach_points(name: str) -> None:
+    spec = ObjectSpec(name)
+    assert spec.btf.enum("tcp_state")["TCP_ESTABLISHED"] == 1
+    assert spec.btf.enum("tcp_state")["TCP_NEW_SYN_RECV"] == 12
+    assert set(spec.btf.enum("owner_kind")) == {"OWNER_UNKNOWN", "OWNER_TASK", "OWNER_LISTENER"}
+    assert spec.attach_points == ["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust"]
+
+
+def test_rodata_encoding_is_checked() -> None:
+    spec = ObjectSpec("life")
+    assert spec.rodata({"filter_pid": 7})["filter_pid"] == b"\x07\x00\x00\x00"
+    with pytest.raises(KeyError):
+        spec.rodata({"no_such_constant": 1})
+    with pytest.raises(ValueError):
+        spec.rodata({"filter_lports": b"\x00"})
+
+
+def test_not_btf_or_elf() -> None:
+    with pytest.raises(ValueError):
+        Btf(b"\x00" * 32)
+    with pytest.raises(ValueError):
+        read_elf(b"not an object")

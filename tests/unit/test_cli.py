@@ -1,0 +1,58 @@
+"""The command line, run for real: bad input gets one line and exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tcpscope._options import OPTIONS
+from tcpscope.tools import TOOLS
+
+
+def tcpscope(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tcpscope", *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["life", "-L", "0"], "port 0 is out of range (1-65535)"),
+        (["life", "-L", "70000"], "port 70000 is out of range (1-65535)"),
+        (["states", "-L", "abc"], "'abc' is not a port number"),
+        (["states", "-D", "80,"], "'' is not a port number"),
+        (["life", "-4", "-6"], "-6/--ipv6: not allowed with argument -4/--ipv4"),
+        (["life", "-s", "-j"], "not allowed with argument"),
+        (["life", "-N", "/nonexistent/netns"], "cannot open network namespace '/nonexistent/netns'"),
+        (["life", "-N", "/etc/hostname"], "is not a network namespace"),
+        (["life", "-N", "0"], "is not a namespace inode number"),
+        (["life", "-p", "abc"], "'abc' is not a process ID"),
+        (["life", "-d", "0"], "is not a positive number of seconds"),
+        (["life", "--bogus"], "unrecognized arguments: --bogus"),
+        (["nosuchtool"], "invalid choice: 'nosuchtool'"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str) -> None:
+    proc = tcpscope(*args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "--help" in lines[0]
+
+
+@pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
+def test_help_lists_every_option_and_the_limits(tool: type) -> None:
+    proc = tcpscope(tool.name, "--help")
+    assert proc.returncode == 0
+    for name in tool.options:
+        for flag in OPTIONS[name].flags:
+            assert flag in proc.stdout
+    assert "exit status" in proc.stdout and "sock:inet_sock_set_state" in proc.stdout
+
+
+def test_version_and_module_entry_point() -> None:
+    proc = tcpscope("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("tcpscope ")

@@ -1,0 +1,162 @@
+"""Connection-rate overhead of tracing, measured side by side in one run.
+
+nginx serves a small file on loopback in a private network namespace and
+'ab' (no keep-alive) opens one TCP connection per request. Each round runs
+every mode once, in rotating order: nothing attached (the baseline), each
+tcpscope tool writing every event as JSON to a file, tcpdump writing every
+packet to /dev/null, and bpftrace printing every inet_sock_set_state event.
+A mode's figure is its median rate divided by the baseline's median.
+
+Also reported: exec-to-attached time and peak RSS of the tcpscope tools,
+and the events they lost (must be 0).
+
+    python bench/overhead.py [--rounds 5] [--requests 20000] [--concurrency 8]
+
+Needs root, nginx, ab, tcpdump and bpftrace (scripts/setup.sh --bench).
+The machine should be otherwise idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BPFTRACE_PRINT = ('tracepoint:sock:inet_sock_set_state { printf("%d %s %d %d %d %d\\n", pid, comm, '
+                  'args->sport, args->dport, args->oldstate, args->newstate); }')
+BPFTRACE_NOOP = "tracepoint:sock:inet_sock_set_state { }"
+NGINX_CONF = """\
+user root;
+worker_processes 2;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_timeout 0;
+    server {{ listen 127.0.0.1:8080 backlog=4096; root {dir}/www; }}
+}}
+"""
+
+
+def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
+    tcpscope = [sys.executable, "-m", "tcpscope"]
+    return {
+        "baseline": None,
+        "tcpscope life": [*tcpscope, "life", "-j"],
+        "tcpscope states": [*tcpscope, "states", "-j"],
+        "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
+        "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
+        "bpftrace (empty program)": ["bpftrace", "-e", BPFTRACE_NOOP],
+    }[mode]
+
+
+def ready_marker(mode: str) -> str:
+    return {"tcpdump": "listening on", "baseline": ""}.get(
+        mode, "Tracing " if mode.startswith("tcpscope") else "Attaching"
+    )
+
+
+class Attached:
+    """A tracer running for one measurement."""
+
+    def __init__(self, cmd: list[str], marker: str, out: str) -> None:
+        self.out = open(out, "w")
+        self.err = open(out + ".err", "w+")
+        start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, text=True)
+        while marker not in Path(out + ".err").read_text():
+            if self.proc.poll() is not None or time.monotonic() - start > 30:
+                raise SystemExit(f"{cmd[0]} did not start: {Path(out + '.err').read_text()}")
+            time.sleep(0.005)
+        self.startup = time.monotonic() - start
+        time.sleep(0.5)  # let it settle before load
+
+    def stop(self) -> tuple[int, str]:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        peak_kib = int(re.search(r"VmHWM:\s+(\d+)", status)[1])  # type: ignore[index]
+        self.proc.send_signal(2)
+        self.proc.wait(timeout=60)
+        self.out.close()
+        self.err.seek(0)
+        return peak_kib, self.err.read()
+
+
+def ab_rate(ns: str, requests: int, concurrency: int) -> float:
+    proc = subprocess.run(["ip", "netns", "exec", ns, "ab", "-q", "-n", str(requests), "-c", str(concurrency),
+                           "http://127.0.0.1:8080/file"], capture_output=True, text=True, check=True)
+    return float(re.search(r"Requests per second:\s+([\d.]+)", proc.stdout)[1])  # type: ignore[index]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--requests", type=int, default=20000)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
+    a = p.parse_args()
+    modes = ["baseline", "tcpscope life", "tcpscope states", "tcpdump",
+             "bpftrace (print every event)", "bpftrace (empty program)"]
+    if a.modes != "all":
+        modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]
+
+    ns = f"tcpscope-bench-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="tcpscope-bench-"))
+    (work / "www").mkdir()
+    (work / "www" / "file").write_bytes(b"x" * 512)
+    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work))
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
+                    "net.ipv4.ip_local_port_range=1024 65000"], check=True)
+    nginx = subprocess.Popen(["ip", "netns", "exec", ns, "nginx", "-c", str(work / "nginx.conf")])
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    startup: dict[str, list[float]] = {m: [] for m in modes}
+    rss: dict[str, int] = {}
+    lost: dict[str, int] = {}
+    try:
+        time.sleep(0.5)
+        ab_rate(ns, 2000, a.concurrency)  # warm up
+        for r in range(a.rounds):
+            order = modes[r % len(modes):] + modes[:r % len(modes)]
+            for mode in order:
+                cmd = tracer_command(mode, ns, str(work / "out"))
+                attached = Attached(cmd, ready_marker(mode), str(work / "out")) if cmd else None
+                rate = ab_rate(ns, a.requests, a.concurrency)
+                rates[mode].append(rate)
+                if attached:
+                    startup[mode].append(attached.startup)
+                    peak, err = attached.stop()
+                    rss[mode] = max(rss.get(mode, 0), peak)
+                    m = re.search(r"(\d+) events were lost", err)
+                    lost[mode] = lost.get(mode, 0) + (int(m[1]) if m else 0)
+                print(f"round {r + 1} {mode:32s} {rate:9.0f} req/s", file=sys.stderr)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        subprocess.run(["ip", "netns", "delete", ns])
+
+    base = statistics.median(rates["baseline"])
+    print(f"\n{a.rounds} rounds of ab -n {a.requests} -c {a.concurrency}, nginx on loopback, "
+          f"{os.cpu_count()} CPUs; baseline median {base:.0f} connections/s\n")
+    print("| mode | median conn/s | ratio to baseline | exec to attached | peak RSS | lost events |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        med = statistics.median(rates[mode])
+        up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and mode.startswith("tcpscope") else ""
+        mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and mode.startswith("tcpscope") else ""
+        lo = str(lost.get(mode, "")) if mode.startswith("tcpscope") else ""
+        print(f"| {mode} | {med:.0f} | {med / base:.2f} | {up} | {mem} | {lo} |")
+
+
+if __name__ == "__main__":
+    main()

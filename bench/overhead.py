@@ -55,8 +55,9 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope life": [*tcpscope, "life", "-j"],
         "tcpscope states": [*tcpscope, "states", "-j"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
-        "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
-        "bpftrace (empty program)": ["bpftrace", "-e", BPFTRACE_NOOP],
+        # bpftrace cannot raise RLIMIT_MEMLOCK here by itself; prlimit does.
+        "bpftrace (print every event)": ["prlimit", "--memlock=unlimited", "bpftrace", "-e", BPFTRACE_PRINT],
+        "bpftrace (empty program)": ["prlimit", "--memlock=unlimited", "bpftrace", "-e", BPFTRACE_NOOP],
     }[mode]
 
 
@@ -74,7 +75,7 @@ class Attached:
         self.err = open(out + ".err", "w+")
         start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, text=True)
-        while marker not in Path(out + ".err").read_text():
+        while marker not in Path(out + ".err").read_text() + Path(out).read_text():
             if self.proc.poll() is not None or time.monotonic() - start > 30:
                 raise SystemExit(f"{cmd[0]} did not start: {Path(out + '.err').read_text()}")
             time.sleep(0.005)
@@ -152,7 +153,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for mode in modes:
         med = statistics.median(rates[mode])
-        up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and mode.startswith("tcpscope") else ""
+        ours = mode.startswith("tcpscope")
+        up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and ours else ""
         mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and mode.startswith("tcpscope") else ""
         lo = str(lost.get(mode, "")) if mode.startswith("tcpscope") else ""
         print(f"| {mode} | {med:.0f} | {med / base:.2f} | {up} | {mem} | {lo} |")

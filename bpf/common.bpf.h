@@ -38,6 +38,14 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized by user space */
 } events SEC(".maps");
 
+/* Where an event goes when a reservation in events fails although the ring
+ * has room: since 6.15 the ring's lock gives up when its holder stalls (a
+ * descheduled vCPU, say). Rarely used, so never contended. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} spill SEC(".maps");
+
 /* Per-socket state lives in the socket itself: freed with it, never stale,
  * no hash map to fill. BPF_F_CLONE hands a listener's entry to its children. */
 struct {
@@ -51,6 +59,7 @@ struct {
 #define EXPORT_TYPE(type, name) type *name##_btf __attribute__((unused))
 EXPORT_TYPE(enum owner_kind, owner_kind);
 EXPORT_TYPE(enum tcp_state, tcp_state);
+EXPORT_TYPE(struct task_id, task_id);
 
 #define count(field) __sync_fetch_and_add(&counters.field, 1)
 
@@ -64,27 +73,11 @@ static __always_inline bool port_in(const volatile __u8 *bitmap, __u16 port)
 	return bitmap[port >> 3] & (1 << (port & 7));
 }
 
-/* The filters every tool shares; the pid filter is checked by the caller
- * because only it knows which process the event belongs to. */
-static __always_inline bool sock_passes(const struct sock *sk, __u16 family,
-					__u16 lport, __u16 rport)
+static __always_inline void set_owner_current(struct owner_id *owner, __u8 kind)
 {
-	if (filter_family && family != filter_family)
-		return false;
-	if (filter_lports_on && !port_in(filter_lports, lport))
-		return false;
-	if (filter_rports_on && !port_in(filter_rports, rport))
-		return false;
-	if (filter_netns && sock_netns(sk) != filter_netns)
-		return false;
-	return true;
-}
-
-static __always_inline void set_owner_current(struct sock_info *info, __u8 kind)
-{
-	info->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(info->comm, sizeof(info->comm));
-	info->owner = kind;
+	owner->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+	owner->kind = kind;
 }
 
 /*
@@ -122,7 +115,7 @@ sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *a
 			}
 		}
 		/* A child's entry starts as a copy of its listener's, if any. */
-		info->owner = newstate == TCP_SYN_RECV && info->owner == OWNER_TASK ?
+		info->owner.kind = newstate == TCP_SYN_RECV && info->owner.kind == OWNER_TASK ?
 			OWNER_LISTENER : OWNER_UNKNOWN;
 		info->flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
 		info->born_ns = now;
@@ -138,8 +131,8 @@ sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *a
 		*adopted = true;
 	}
 	if (in_owner_syscall(newstate) &&
-	    (info->owner != OWNER_TASK || newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
-		set_owner_current(info, OWNER_TASK);
+	    (info->owner.kind != OWNER_TASK || newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+		set_owner_current(&info->owner, OWNER_TASK);
 	return info;
 }
 
@@ -150,8 +143,8 @@ int BPF_PROG(owner_reads, struct sock *sk)
 {
 	struct sock_info *info = bpf_sk_storage_get(&socks, sk, 0, 0);
 
-	if (info && info->owner != OWNER_TASK)
-		set_owner_current(info, OWNER_TASK);
+	if (info && info->owner.kind != OWNER_TASK)
+		set_owner_current(&info->owner, OWNER_TASK);
 	return 0;
 }
 
@@ -159,6 +152,8 @@ static __always_inline void *event_reserve(__u64 size)
 {
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
 
+	if (!e)
+		e = bpf_ringbuf_reserve(&spill, size, 0);
 	if (!e)
 		count(lost);
 	return e;
@@ -172,26 +167,40 @@ static __always_inline void event_submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* Ports as the kernel's tracepoint reports them: the local port is the
- * bound source port (0 until connect() picks one), in host order. */
-static __always_inline void sock_ports(const struct sock *sk, __u16 *lport, __u16 *rport)
+/* The socket's identity as the kernel's tracepoint reports it: addresses in
+ * 16 bytes (IPv4 in the first four), the local port as the bound source port
+ * (0 until connect() picks one), ports in host order. */
+static __always_inline void sock_identify(const struct sock *sk, struct sock_id *id)
 {
-	*lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	*rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	id->skaddr = (__u64)sk;
+	id->family = sk->__sk_common.skc_family;
+	id->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	id->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	id->netns = sock_netns(sk);
+	if (id->family == AF_INET6) {
+		bpf_core_read(id->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(id->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		__builtin_memset(id->laddr, 0, 16);
+		__builtin_memset(id->raddr, 0, 16);
+		*(__u32 *)id->laddr = sk->__sk_common.skc_rcv_saddr;
+		*(__u32 *)id->raddr = sk->__sk_common.skc_daddr;
+	}
 }
 
-/* Addresses as the kernel's tracepoint reports them: 16 bytes, IPv4 in the
- * first four. */
-static __always_inline void sock_addrs(const struct sock *sk, __u16 family,
-				       __u8 laddr[16], __u8 raddr[16])
+/* The shared filters, on a socket's identity. The pid filter is checked by
+ * the caller, which knows whose event it is. */
+static __always_inline bool sock_passes(const struct sock_id *id)
 {
-	if (family == AF_INET6) {
-		bpf_core_read(laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);
-	} else {
-		*(__u32 *)laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		*(__u32 *)raddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-	}
+	if (filter_family && id->family != filter_family)
+		return false;
+	if (filter_lports_on && !port_in(filter_lports, id->lport))
+		return false;
+	if (filter_rports_on && !port_in(filter_rports, id->rport))
+		return false;
+	if (filter_netns && id->netns != filter_netns)
+		return false;
+	return true;
 }
 
 #endif

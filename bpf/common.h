@@ -35,13 +35,36 @@ struct counters {
 
 #define SOCK_ACTIVE 1 /* born in connect() */
 
+/* A process, as events name it. */
+struct task_id {
+	__u32 pid;
+	char comm[16];
+};
+
+/* A socket's owner: a process and how it was learned. */
+struct owner_id {
+	__u32 pid;
+	__u8 kind;  /* enum owner_kind */
+	char comm[16];
+};
+
+/* A socket as events name it. Events keep these groups whole, so that user
+ * space can decode each once and reuse it for the socket's next event. */
+struct sock_id {
+	__u64 skaddr;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	__u32 netns;    /* network namespace inode */
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+};
+
 struct sock_info {
 	__u64 born_ns;    /* 0: existed before tracing */
 	__u64 changed_ns; /* last state change, 0: not seen */
-	__u32 pid;
-	__u8 owner;       /* enum owner_kind */
+	struct owner_id owner;
 	__u8 flags;
-	char comm[16];
 };
 
 #endif

@@ -34,7 +34,7 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	struct sock_info *info;
 	struct life_event *e;
 	struct tcp_sock *tp;
-	__u16 family, lport, rport;
+	struct sock_id id;
 	__u64 now;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -43,9 +43,8 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	info = sock_track(sk, oldstate, newstate, now, NULL);
 	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
-	family = sk->__sk_common.skc_family;
-	sock_ports(sk, &lport, &rport);
-	if (!sock_passes(sk, family, lport, rport))
+	sock_identify(sk, &id);
+	if (!sock_passes(&id))
 		return 0;
 	if (!info || !info->born_ns) {
 		/* Its owner is unknown, so a pid filter cannot tell: not counted. */
@@ -53,7 +52,7 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 			count(preexisting);
 		return 0;
 	}
-	if (filter_pid && info->pid != filter_pid)
+	if (filter_pid && info->owner.pid != filter_pid)
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
@@ -65,14 +64,8 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	e->span_ns = now - info->born_ns;
 	e->tx_bytes = payload_acked(tp, info);
 	e->rx_bytes = payload_received(sk, tp);
-	sock_addrs(sk, family, e->laddr, e->raddr);
-	e->pid = info->pid;
-	e->netns = sock_netns(sk);
-	e->lport = lport;
-	e->rport = rport;
-	e->family = family;
 	e->owner = info->owner;
-	__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
+	e->sock = id;
 	event_submit(e);
 	info->born_ns = 0; /* this session is over */
 	return 0;

@@ -10,19 +10,18 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 {
 	struct sock_info *info;
 	struct state_event *e;
-	__u16 family, lport, rport;
 	bool adopted = false;
+	struct sock_id id;
 	__u64 now;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	now = bpf_ktime_get_ns();
 	info = sock_track(sk, oldstate, newstate, now, &adopted);
-	family = sk->__sk_common.skc_family;
-	sock_ports(sk, &lport, &rport);
-	if (!sock_passes(sk, family, lport, rport))
+	sock_identify(sk, &id);
+	if (!sock_passes(&id))
 		goto out;
-	if (filter_pid && (!info || info->pid != filter_pid))
+	if (filter_pid && (!info || info->owner.pid != filter_pid))
 		goto out;
 	if (adopted)
 		count(preexisting);
@@ -30,26 +29,16 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 	if (!e)
 		goto out;
 	e->ts_ns = now;
-	e->skaddr = (__u64)sk;
 	e->delta_ns = info && info->changed_ns ? now - info->changed_ns : 0;
-	sock_addrs(sk, family, e->laddr, e->raddr);
-	e->cpu_pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->cpu_comm, sizeof(e->cpu_comm));
-	if (info) {
-		e->pid = info->pid;
-		e->owner = info->owner;
-		__builtin_memcpy(e->comm, info->comm, sizeof(e->comm));
-	} else {
-		e->pid = 0;
-		e->owner = OWNER_UNKNOWN;
-		__builtin_memset(e->comm, 0, sizeof(e->comm));
-	}
-	e->netns = sock_netns(sk);
 	e->oldstate = oldstate;
 	e->newstate = newstate;
-	e->lport = lport;
-	e->rport = rport;
-	e->family = family;
+	if (info)
+		e->owner = info->owner;
+	else
+		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
+	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
+	e->sock = id;
 	event_submit(e);
 out:
 	if (info)

@@ -81,7 +81,15 @@ class Layout:
     record: Any = field(compare=False)  # namedtuple class
 
     def decode(self, buf: Any, offset: int = 0) -> Any:
+        """One record as a named tuple (for counters, tests, tools)."""
         return self.record._make(self.codec.unpack_from(buf, offset))
+
+    def ring_codec(self, header: int = 8) -> struct.Struct:
+        """Records as a BPF ring buffer stores them: each behind a header and
+        padded to 8 bytes, so a run of them unpacks in one iter_unpack call."""
+        stride = (header + self.size + 7) & ~7
+        fmt = self.codec.format
+        return struct.Struct(f"<{header}x{fmt[1:]}{stride - header - self.size}x")
 
 
 class Btf:
@@ -195,6 +203,6 @@ class Btf:
         if t.kind in (KIND["int"], KIND["enum"]):
             code = {1: "b", 2: "h", 4: "i", 8: "q"}[t.size]
             return code if t.kind == KIND["int"] and t.int_signed else code.upper()
-        if t.kind == KIND["array"]:
-            return f"{self.size_of(type_id)}s"
+        if t.kind in (KIND["array"], KIND["struct"], KIND["union"]):
+            return f"{self.size_of(type_id)}s"  # decoded as bytes; a nested struct by its own layout
         raise ValueError(f"{what}: cannot decode BTF kind {t.kind}")

@@ -17,41 +17,31 @@ _CLONE_NEWNET = 0x40000000
 _CACHE_LIMIT = 1 << 16
 
 
-class Addresses:
-    """16-byte kernel addresses to text, cached: a host talks to few peers."""
+class Addresses(dict[tuple[int, bytes], str]):
+    """(family, 16-byte kernel address) -> text, cached: a host talks to few peers."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, bytes], str] = {}
-
-    def __call__(self, family: int, raw: bytes) -> str:
-        key = (family, raw)
-        text = self._cache.get(key)
-        if text is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            if family == AF_INET:
-                text = socket.inet_ntop(AF_INET, raw[:4])
-            elif family == AF_INET6:
-                text = socket.inet_ntop(AF_INET6, raw)
-            else:
-                text = f"family{family}:{raw.hex()}"
-            self._cache[key] = text
+    def __missing__(self, key: tuple[int, bytes]) -> str:
+        family, raw = key
+        if family == AF_INET:
+            text = socket.inet_ntop(AF_INET, raw[:4])
+        elif family == AF_INET6:
+            text = socket.inet_ntop(AF_INET6, raw)
+        else:
+            text = f"family{family}:{raw.hex()}"
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        self[key] = text
         return text
 
 
-class Names:
-    """NUL-padded kernel strings (task command names) to str, cached."""
+class Names(dict[bytes, str]):
+    """NUL-padded kernel strings (task command names) -> str, cached."""
 
-    def __init__(self) -> None:
-        self._cache: dict[bytes, str] = {}
-
-    def __call__(self, raw: bytes) -> str:
-        text = self._cache.get(raw)
-        if text is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-            self._cache[raw] = text
+    def __missing__(self, raw: bytes) -> str:
+        text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        self[raw] = text
         return text
 
 

@@ -1,8 +1,11 @@
-"""The one output pipeline: a tool declares columns, renderers share them.
+"""The one output pipeline: a tool declares its fields and columns, and the
+renderers here share them.
 
-Every event reaches a renderer as a dict whose keys are the tool's JSON keys;
-a Column picks one key and says how the table shows it. CSV shows the exact
-value (bytes, not KB); JSON shows the whole dict.
+A tool turns each kernel record into a row: a tuple of values in the order of
+its declared Fields (the JSON keys). A Column picks one field and says how the
+table shows it; CSV shows the exact value (bytes, not KB); JSON shows every
+field. Rows are tuples and the formats are built once, because this runs for
+every event, up to a few hundred thousand a second.
 """
 
 from __future__ import annotations
@@ -13,19 +16,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Column", "Renderer", "TableRenderer", "CsvRenderer", "JsonRenderer", "time_columns"]
+__all__ = ["Field", "Column", "Renderer", "TableRenderer", "CsvRenderer", "JsonRenderer", "time_columns"]
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+@dataclass(frozen=True)
+class Field:
+    """One JSON key of a tool's events."""
+
+    name: str
+    kind: str  # "number", "word" (text that needs no JSON escaping) or "text"
+    doc: str
+    nullable: bool = False  # None (null) when unknown
 
 
 @dataclass(frozen=True)
 class Column:
     header: str
-    key: str
+    key: str  # a Field name
     width: int = 0  # 0: no padding (a last column)
     right: bool = False
     truncate: bool = False  # cut to width, as bcc does for COMM
-    text: Callable[[Any], str] = str  # the table's text for a (non-None) value
+    text: Callable[[Any], str] | None = None  # the table's text for a (non-None) value
     csv_header: str = ""  # when CSV's exact value differs from the table's text
     csv_text: Callable[[Any], str] | None = None
     table_only: bool = False  # decoration, such as tcpstates' "->": its header on every row
@@ -42,27 +53,35 @@ class Renderer:
     def header(self) -> str | None:
         return None
 
-    def line(self, fields: dict[str, Any]) -> str:
+    def line(self, row: tuple[Any, ...]) -> str:
         raise NotImplementedError
 
 
+def _index(fields: Sequence[Field]) -> dict[str, int]:
+    return {f.name: i for i, f in enumerate(fields)}
+
+
 class TableRenderer(Renderer):
-    def __init__(self, columns: Sequence[Column]) -> None:
+    def __init__(self, columns: Sequence[Column], fields: Sequence[Field]) -> None:
+        index = _index(fields)
         self._columns = list(columns)
         self._format = " ".join(c.cell_format() for c in self._columns) + "\n"
-        self._cells = [(c.key, c.header if c.table_only else None, c.text) for c in self._columns]
+        # (row index or None for decoration, fixed text, converter)
+        self._cells = [
+            (None, c.header, None) if c.table_only else (index[c.key], None, c.text) for c in self._columns
+        ]
 
     def header(self) -> str:
         return (self._format % tuple(c.header for c in self._columns)).rstrip() + "\n"
 
-    def line(self, fields: dict[str, Any]) -> str:
+    def line(self, row: tuple[Any, ...]) -> str:
         values = []
-        for key, fixed, text in self._cells:
-            if fixed is not None:
+        for i, fixed, text in self._cells:
+            if i is None:
                 values.append(fixed)
                 continue
-            value = fields.get(key)
-            values.append("-" if value is None else text(value))
+            value = row[i]
+            values.append("-" if value is None else text(value) if text else value)
         return self._format % tuple(values)
 
 
@@ -76,25 +95,74 @@ def _csv_value(value: Any) -> str:
 
 
 class CsvRenderer(Renderer):
-    def __init__(self, columns: Sequence[Column]) -> None:
+    def __init__(self, columns: Sequence[Column], fields: Sequence[Field]) -> None:
+        index = _index(fields)
         self._columns = [c for c in columns if not c.table_only]
+        self._cells = [(index[c.key], c.csv_text) for c in self._columns]
 
     def header(self) -> str:
         return ",".join(c.csv_header or c.header for c in self._columns) + "\n"
 
-    def line(self, fields: dict[str, Any]) -> str:
+    def line(self, row: tuple[Any, ...]) -> str:
         cells = []
-        for c in self._columns:
-            value = fields.get(c.key)
-            if value is not None and c.csv_text is not None:
-                value = c.csv_text(value)
+        for i, convert in self._cells:
+            value = row[i]
+            if value is not None and convert is not None:
+                value = convert(value)
             cells.append(_csv_value(value))
         return ",".join(cells) + "\n"
 
 
+class _Quoted(dict[Any, str]):
+    """A text value -> its JSON literal, cached (command names repeat)."""
+
+    def __init__(self) -> None:
+        super().__init__({None: "null"})
+
+    def __missing__(self, key: str) -> str:
+        if len(self) >= 1 << 16:
+            self.clear()
+            self[None] = "null"
+        value = self[key] = json.dumps(key, ensure_ascii=False)
+        return value
+
+
+def _number_or_null(value: Any) -> Any:
+    return "null" if value is None else value
+
+
+def _word_or_null(value: Any) -> str:
+    return "null" if value is None else f'"{value}"'
+
+
 class JsonRenderer(Renderer):
-    def line(self, fields: dict[str, Any]) -> str:
-        return _encode(fields) + "\n"
+    """One JSON object per line. The object's text is a %-template built once:
+    numbers and words go in as they are, only nullable and free-text fields
+    are converted."""
+
+    def __init__(self, fields: Sequence[Field]) -> None:
+        parts = []
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, f in enumerate(fields):
+            if f.kind == "word" and not f.nullable:
+                parts.append(f'"{f.name}": "%s"')
+                continue
+            parts.append(f'"{f.name}": %s')
+            if f.kind == "text":
+                self._convert.append((i, _Quoted().__getitem__))
+            elif f.kind == "word":
+                self._convert.append((i, _word_or_null))
+            elif f.nullable:
+                self._convert.append((i, _number_or_null))
+        self._template = "{" + ", ".join(parts) + "}\n"
+
+    def line(self, row: tuple[Any, ...]) -> str:
+        if self._convert:
+            values = list(row)
+            for i, convert in self._convert:
+                values[i] = convert(values[i])
+            row = tuple(values)
+        return self._template % row
 
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:

@@ -11,22 +11,24 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, ClassVar
 
-from ._errors import PermissionProblem
+from ._errors import PermissionProblem, TcpscopeError
 from ._net import AF_INET, AF_INET6, port_bitmap
 from ._object import BpfObject, ObjectSpec
-from ._output import Column, CsvRenderer, JsonRenderer, Renderer, TableRenderer, time_columns
+from ._output import Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
 
-__all__ = ["Tool", "run", "require_privileges", "RING_BYTES", "POLL_SECONDS"]
+__all__ = ["Tool", "run", "require_privileges", "RING_BYTES", "WAKEUP_BYTES", "POLL_SECONDS"]
 
 log = logging.getLogger("tcpscope")
 
-RING_BYTES = 8 << 20  # ring buffer size; the kernel wakes us at a quarter full
-POLL_SECONDS = 0.1  # longest an event waits before it is printed
+RING_BYTES = 16 << 20  # room for bursts while the reader is busy or descheduled
+WAKEUP_BYTES = 1 << 20  # the kernel wakes the reader once this much waits
+POLL_SECONDS = 0.1  # otherwise the reader looks this often: the longest an event waits
+BATCH = 8192  # records decoded and written at a time
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 
 
 class Tool:
-    """One tool: its options, its kernel object, its columns and JSON keys."""
+    """One tool: its options, its kernel object, its JSON fields and columns."""
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line in 'tcpscope --help'
@@ -34,7 +36,9 @@ class Tool:
     options: ClassVar[tuple[str, ...]]
     object_name: ClassVar[str]
     record: ClassVar[str]  # the event struct in the object's BTF
+    record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
+    fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order
 
     def __init__(self, args: argparse.Namespace, spec: ObjectSpec, start_ns: int,
                  clock_offset_ns: int | None = None) -> None:
@@ -45,9 +49,10 @@ class Tool:
             clock_offset_ns = time.time_ns() - time.monotonic_ns()
         self.clock_offset_ns = clock_offset_ns
         self.start = (start_ns + clock_offset_ns) / 1e9
-
-    def unix_time(self, ts_ns: int) -> float:
-        return (ts_ns + self.clock_offset_ns) / 1e9
+        self.layout = spec.layout(self.record)
+        if self.layout.fields != self.record_fields or self.record_fields[0] != "ts_ns":
+            raise TcpscopeError(f"{spec.name}.bpf.o has struct {self.record} {self.layout.fields}, "
+                                f"but the {self.name} tool reads {self.record_fields}")
 
     def constants(self) -> dict[str, Any]:
         """Kernel-side filters from the shared options."""
@@ -69,8 +74,9 @@ class Tool:
     def columns(self) -> list[Column]:
         raise NotImplementedError
 
-    def fields(self, record: Any) -> dict[str, Any]:
-        """A decoded kernel record as the tool's JSON object."""
+    def row_maker(self) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+        """A function from a raw record (its members in record_fields order)
+        to a row (values in fields order)."""
         raise NotImplementedError
 
     def exit_notes(self, counters: Any) -> list[str]:
@@ -80,10 +86,12 @@ class Tool:
     def renderer(self) -> Renderer:
         a = self.args
         if getattr(a, "json", False):
-            return JsonRenderer()
+            return JsonRenderer(self.fields)
         columns = time_columns(getattr(a, "time", False), getattr(a, "timestamp", False), self.start)
         columns += self.columns()
-        return CsvRenderer(columns) if getattr(a, "csv", False) else TableRenderer(columns)
+        if getattr(a, "csv", False):
+            return CsvRenderer(columns, self.fields)
+        return TableRenderer(columns, self.fields)
 
 
 def require_privileges() -> None:
@@ -127,7 +135,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     spec = ObjectSpec(tool_cls.object_name)
     with BpfObject(spec) as obj, _Stop() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())
-        obj.set_constants({**tool.constants(), "wakeup_bytes": RING_BYTES // 4})
+        obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
         obj.load()
         obj.attach()
@@ -142,7 +150,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         counters = obj.read_global(".bss", "counters", "counters")
     notes = tool.exit_notes(counters)
     if counters.lost:
-        notes.insert(0, f"WARNING: {counters.lost} events were lost: the ring buffer was full")
+        notes.insert(0, f"WARNING: {counters.lost} events were lost: the ring buffers were full")
     if counters.storage_failed:
         notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
                      "no memory for per-socket state")
@@ -152,14 +160,15 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
 
 
 def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
-    """Move events from the ring buffer to the output, a batch per wakeup."""
-    ring = obj.ring_buffer()
-    decode: Callable[[Any, int], Any] = tool.spec.layout(tool.record).decode
+    """Move events from the ring buffers to the output, in batches."""
+    ring, spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
+    layout, row = tool.layout, tool.row_maker()
     render = tool.renderer()
-    fields, line = tool.fields, render.line
+    line = render.line
     duration = tool.args.duration
     deadline = time.monotonic() + duration if duration else float("inf")
     lost_seen = 0
+    per_wakeup = RING_BYTES // layout.size  # a ring's worth, so that the loop always comes back
     header = render.header()
     if header:
         out.write(header)
@@ -169,14 +178,27 @@ def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
         last = stop.requested or remaining <= 0
         if not last:
             ring.wait(min(POLL_SECONDS, remaining))
-        batch = ring.drain(decode)
-        if batch:
-            out.write("".join([line(fields(r)) for r in batch]))
-            out.flush()
+        drained = 0
+        while drained < per_wakeup:
+            batch = ring.drain(layout, BATCH)
+            # Read after the main ring, the spill ring holds every event that
+            # precedes, on the same socket, one already read: merge by time.
+            spilled = spill.drain(layout)
+            if spilled:
+                batch = sorted(batch + spilled, key=_timestamp)
+            if not batch:
+                break
+            out.write("".join([line(row(r)) for r in batch]))
+            drained += len(batch)
+        out.flush()
         if tool.args.verbose:
             lost = obj.read_global(".bss", "counters", "counters").lost
             if lost > lost_seen:
-                log.warning("%d events lost so far: the ring buffer was full", lost)
+                log.warning("%d events lost so far: the ring buffers were full", lost)
                 lost_seen = lost
         if last:
             return
+
+
+def _timestamp(record: tuple[Any, ...]) -> Any:
+    return record[0]  # every event struct starts with ts_ns

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import struct
+from collections import namedtuple
 
 import pytest
 
+from tcpscope._btf import Layout
 from tcpscope._errors import UsageError
 from tcpscope._net import Addresses, Names, parse_netns, parse_ports, port_bitmap
-from tcpscope._output import Column, CsvRenderer, JsonRenderer, TableRenderer
+from tcpscope._output import Column, CsvRenderer, Field, JsonRenderer, TableRenderer
 from tcpscope._ringbuf import RingBuffer
 
 
@@ -35,13 +38,13 @@ def test_netns_by_inode_or_path() -> None:
 
 def test_addresses_and_names() -> None:
     addr = Addresses()
-    assert addr(2, bytes([10, 0, 0, 1]) + bytes(12)) == "10.0.0.1"
-    assert addr(10, bytes(15) + b"\x01") == "::1"
-    assert addr(10, bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])) == "::ffff:127.0.0.1"
+    assert addr[2, bytes([10, 0, 0, 1]) + bytes(12)] == "10.0.0.1"
+    assert addr[10, bytes(15) + b"\x01"] == "::1"
+    assert addr[10, bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])] == "::ffff:127.0.0.1"
     names = Names()
-    assert names(b"nginx\x00\x00junk") == "nginx"
-    assert names(b"caf\xc3\xa9\x00") == "café"
-    assert names(b"\xff\xfe\x00") == "\ufffd\ufffd"
+    assert names[b"nginx\x00\x00junk"] == "nginx"
+    assert names[b"caf\xc3\xa9\x00"] == "café"
+    assert names[b"\xff\xfe\x00"] == "\ufffd\ufffd"
 
 
 COLUMNS = [
@@ -53,17 +56,31 @@ COLUMNS = [
 ]
 
 
+FIELDS = [
+    Field("pid", "number", "", nullable=True),
+    Field("comm", "text", ""),
+    Field("bytes", "number", ""),
+    Field("ms", "number", "", nullable=True),
+    Field("state", "word", ""),
+    Field("peer", "word", "", nullable=True),
+]
+
+
 def test_table_csv_json() -> None:
-    row = {"pid": 12, "comm": "python3", "bytes": 4096, "ms": 1.5}
-    table = TableRenderer(COLUMNS)
+    row = (12, "python3", 4096, 1.5, "CLOSE", None)
+    table = TableRenderer(COLUMNS, FIELDS)
     assert table.header() == "PID   COMM ->   KB MS\n"
     assert table.line(row) == "12    pyth ->    4 1.50\n"
-    assert table.line({**row, "pid": None}) == "-     pyth ->    4 1.50\n"
-    csv = CsvRenderer(COLUMNS)
+    assert table.line((None, *row[1:])) == "-     pyth ->    4 1.50\n"
+    csv = CsvRenderer(COLUMNS, FIELDS)
     assert csv.header() == "PID,COMM,BYTES,MS\n"
-    assert csv.line({**row, "comm": 'a,"b"'}) == '12,"a,""b""",4096,1.5\n'
-    assert csv.line({**row, "ms": None}) == "12,python3,4096,\n"
-    assert JsonRenderer().line({"a": None, "b": "é"}) == '{"a": null, "b": "é"}\n'
+    assert csv.line((12, 'a,"b"', 4096, 1.5, "X", None)) == '12,"a,""b""",4096,1.5\n'
+    assert csv.line((12, "python3", 4096, None, "X", None)) == "12,python3,4096,\n"
+    json_line = JsonRenderer(FIELDS).line
+    assert json.loads(json_line((None, 'é"\\\n', 1, None, "CLOSE", "::1"))) == {
+        "pid": None, "comm": 'é"\\\n', "bytes": 1, "ms": None, "state": "CLOSE", "peer": "::1"}
+    assert json_line((3, "x", 2, 0.25, "A", None)) == (
+        '{"pid": 3, "comm": "x", "bytes": 2, "ms": 0.25, "state": "A", "peer": null}\n')
 
 
 class FakeRing(RingBuffer):
@@ -85,18 +102,25 @@ class FakeRing(RingBuffer):
         struct.pack_into("<Q", self._data, 0, self.prod)
 
 
+FOUR = Layout("four", 4, ("text",), {"text": 0}, struct.Struct("<4s"), namedtuple("four", ["text"]))
+
+
 def test_ring_reader_batches_skips_discarded_and_stops_at_busy() -> None:
     ring = FakeRing(64)
-    read = lambda buf, off: bytes(buf[off:off + 4])  # noqa: E731
     ring.put(b"aaaa")
     ring.put(b"bbbb", flags=1 << 30)  # discarded by the producer
-    ring.put(b"cccccccc")
-    assert ring.drain(read) == [b"aaaa", b"cccc"]
+    ring.put(b"cccc")
+    ring.put(b"dddd")
+    assert ring.drain(FOUR) == [(b"aaaa",), (b"cccc",), (b"dddd",)]
     assert struct.unpack_from("<Q", ring._consumer)[0] == ring.prod
     busy = ring.prod
-    ring.put(b"dddd", flags=1 << 31)  # still being written
-    assert ring.drain(read) == []
+    ring.put(b"eeee", flags=1 << 31)  # still being written
+    ring.put(b"ffff")  # committed, but behind a busy one
+    assert ring.drain(FOUR) == []
     assert struct.unpack_from("<Q", ring._consumer)[0] == busy
-    ring._data[ring._page + (busy & ring._mask) + 3] &= 0x7F  # committed now
-    ring.put(b"eeee")  # wraps around the 64-byte ring
-    assert ring.drain(read) == [b"dddd", b"eeee"]
+    for base in (busy, busy + ring.size):  # committed now
+        ring._data[ring._page + (base & ring._mask) + 3] &= 0x7F
+    ring.put(b"gggg")  # wraps around the 64-byte ring
+    assert ring.drain(FOUR) == [(b"eeee",), (b"ffff",), (b"gggg",)]
+    ring.put(b"hhhhhhhh"[:4])
+    assert ring.drain(FOUR) == [(b"hhhh",)]

@@ -1,27 +1,49 @@
-"""Columns and fields that the socket tools share."""
+"""What the socket tools share: fields, columns, and decoders for the groups
+of a record that name a process or a socket (struct owner_id, task_id and
+sock_id in bpf/common.h)."""
 
 from __future__ import annotations
 
-from .._net import AF_INET6, Addresses, Names
-from .._output import Column
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["OWNER_NAMES", "SocketFields", "address_columns", "owner_columns"]
+from .._net import AF_INET6, Addresses, Names
+from .._object import ObjectSpec
+from .._output import Column, Field
+
+__all__ = ["Decoded", "IdentityDecoders", "owner_fields", "cpu_fields", "sock_fields", "address_columns",
+           "owner_columns"]
 
 # enum owner_kind in bpf/common.h, as the JSON "owner" value.
 OWNER_NAMES = {"OWNER_UNKNOWN": "unknown", "OWNER_TASK": "task", "OWNER_LISTENER": "listener"}
 
 
-class SocketFields:
-    """Turns the address, owner and family parts of a record into fields."""
+def owner_fields() -> list[Field]:
+    return [
+        Field("pid", "number", "process ID of the socket's owner; null when no owner was seen", True),
+        Field("comm", "text", "command name of the owner; null when no owner was seen", True),
+        Field("owner", "word", 'how the owner was learned: "task" (seen acting on the socket), '
+              '"listener" (stand-in: the listening socket\'s owner) or "unknown"'),
+    ]
 
-    def __init__(self, owner_kinds: dict[str, int]) -> None:
-        self.address = Addresses()
-        self.name = Names()
-        self.owners = {value: OWNER_NAMES[key] for key, value in owner_kinds.items()}
-        self.unknown = owner_kinds["OWNER_UNKNOWN"]
 
-    def family(self, family: int) -> int:
-        return 6 if family == AF_INET6 else 4
+def cpu_fields() -> list[Field]:
+    return [
+        Field("cpu_pid", "number", "process ID of whatever was on-CPU (often 0 in softirq)"),
+        Field("cpu_comm", "text", "command name of whatever was on-CPU"),
+    ]
+
+
+def sock_fields(with_skaddr: bool) -> list[Field]:
+    skaddr = [Field("skaddr", "word", "kernel address of the socket, in hex (reused after close)")]
+    return (skaddr if with_skaddr else []) + [
+        Field("family", "number", "4 or 6"),
+        Field("laddr", "word", "local address"),
+        Field("lport", "number", "local port (0 before connect() binds one)"),
+        Field("raddr", "word", "remote address"),
+        Field("rport", "number", "remote port"),
+        Field("netns", "number", "inode number of the socket's network namespace"),
+    ]
 
 
 def address_columns(wide: bool) -> list[Column]:
@@ -43,3 +65,44 @@ def owner_columns(wide: bool) -> list[Column]:
     ]
 
 
+class Decoded(dict[bytes, tuple[Any, ...]]):
+    """Raw group bytes -> field values, decoded once per distinct value."""
+
+    def __init__(self, decode: Callable[[bytes], tuple[Any, ...]]) -> None:
+        super().__init__()
+        self._decode = decode
+
+    def __missing__(self, raw: bytes) -> tuple[Any, ...]:
+        if len(self) >= 1 << 16:
+            self.clear()
+        value = self[raw] = self._decode(raw)
+        return value
+
+
+class IdentityDecoders:
+    """Caches that turn a record's identity groups into field values."""
+
+    def __init__(self, spec: ObjectSpec, with_skaddr: bool) -> None:
+        kinds = spec.btf.enum("owner_kind")
+        owners = {value: OWNER_NAMES[key] for key, value in kinds.items()}
+        unknown = kinds["OWNER_UNKNOWN"]
+        owner_id, task_id, sock_id = (spec.layout(s).codec.unpack for s in ("owner_id", "task_id", "sock_id"))
+        address, name = Addresses(), Names()
+
+        def owner(raw: bytes) -> tuple[Any, ...]:
+            pid, kind, comm = owner_id(raw)
+            if kind == unknown:
+                return None, None, owners[kind]
+            return pid, name[comm], owners[kind]
+
+        def task(raw: bytes) -> tuple[Any, ...]:
+            pid, comm = task_id(raw)
+            return pid, name[comm]
+
+        def sock(raw: bytes) -> tuple[Any, ...]:
+            skaddr, laddr, raddr, netns, lport, rport, family = sock_id(raw)
+            values = (6 if family == AF_INET6 else 4, address[family, laddr], lport,
+                      address[family, raddr], rport, netns)
+            return (f"{skaddr:x}", *values) if with_skaddr else values
+
+        self.owner, self.task, self.sock = Decoded(owner), Decoded(task), Decoded(sock)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column
+from .._output import Column, Field
 from .._tool import Tool
-from ._common import SocketFields, address_columns, owner_columns
+from ._common import IdentityDecoders, address_columns, owner_columns, owner_fields, sock_fields
 
 __all__ = ["Life"]
+
+
+def _kb(n: int) -> str:
+    return str(n // 1024)
 
 
 class Life(Tool):
@@ -31,39 +35,35 @@ exit."""
                "ipv4", "ipv6", "netns", "duration", "verbose")
     object_name = "life"
     record = "life_event"
+    record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "sock")
     tracing = "TCP session lifespans"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.socket = SocketFields(self.spec.btf.enum("owner_kind"))
+    fields = (
+        Field("time", "number", "UNIX time of the close, in seconds"),
+        *owner_fields(),
+        *sock_fields(with_skaddr=False),
+        Field("tx_bytes", "number", "payload bytes sent and acknowledged by the peer"),
+        Field("rx_bytes", "number", "payload bytes received"),
+        Field("duration_ms", "number", "lifespan in milliseconds, from connect() or the first SYN"),
+    )
 
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
         kb = 6 if wide else 5
         return owner_columns(wide) + address_columns(wide) + [
-            Column("TX_KB", "tx_bytes", kb, right=True, text=lambda b: str(b // 1024), csv_header="TX_BYTES"),
-            Column("RX_KB", "rx_bytes", kb, right=True, text=lambda b: str(b // 1024), csv_header="RX_BYTES"),
+            Column("TX_KB", "tx_bytes", kb, right=True, text=_kb, csv_header="TX_BYTES"),
+            Column("RX_KB", "rx_bytes", kb, right=True, text=_kb, csv_header="RX_BYTES"),
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.2f}"),
         ]
 
-    def fields(self, r: Any) -> dict[str, Any]:
-        s = self.socket
-        known = r.owner != s.unknown
-        return {
-            "time": self.unix_time(r.ts_ns),
-            "pid": r.pid if known else None,
-            "comm": s.name(r.comm) if known else None,
-            "owner": s.owners[r.owner],
-            "family": s.family(r.family),
-            "laddr": s.address(r.family, r.laddr),
-            "lport": r.lport,
-            "raddr": s.address(r.family, r.raddr),
-            "rport": r.rport,
-            "tx_bytes": r.tx_bytes,
-            "rx_bytes": r.rx_bytes,
-            "duration_ms": r.span_ns / 1e6,
-            "netns": r.netns,
-        }
+    def row_maker(self) -> Any:
+        ids = IdentityDecoders(self.spec, with_skaddr=False)
+        owner_of, sock_of, offset = ids.owner, ids.sock, self.clock_offset_ns
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, span, tx, rx, owner, sock = r
+            return ((ts + offset) / 1e9, *owner_of[owner], *sock_of[sock], tx, rx, span / 1e6)
+
+        return row
 
     def exit_notes(self, counters: Any) -> list[str]:
         if not counters.preexisting:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column
+from .._output import Column, Field
 from .._tool import Tool
-from ._common import SocketFields, address_columns, owner_columns
+from ._common import IdentityDecoders, address_columns, cpu_fields, owner_columns, owner_fields, sock_fields
 
 __all__ = ["States"]
 
@@ -30,16 +30,18 @@ LPORT shows 0, as the kernel reports it."""
                "ipv4", "ipv6", "netns", "duration", "verbose")
     object_name = "states"
     record = "state_event"
+    record_fields = ("ts_ns", "delta_ns", "oldstate", "newstate", "owner", "cpu", "sock")
     tracing = "TCP state changes"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.socket = SocketFields(self.spec.btf.enum("owner_kind"))
-        # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...
-        self.state_names = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
-
-    def state(self, value: int) -> str:
-        return self.state_names.get(value) or str(value)
+    fields = (
+        Field("time", "number", "UNIX time of the change, in seconds"),
+        *owner_fields(),
+        *cpu_fields(),
+        *sock_fields(with_skaddr=True),
+        Field("oldstate", "word", 'state before the change, e.g. "SYN_SENT"'),
+        Field("newstate", "word", 'state after the change, e.g. "ESTABLISHED"'),
+        Field("duration_ms", "number", "milliseconds spent in oldstate; null when its start was not seen",
+              True),
+    )
 
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
@@ -50,30 +52,26 @@ LPORT shows 0, as the kernel reports it."""
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.3f}"),
         ]
 
-    def fields(self, r: Any) -> dict[str, Any]:
-        s = self.socket
-        known = r.owner != s.unknown
-        return {
-            "time": self.unix_time(r.ts_ns),
-            "skaddr": f"{r.skaddr:x}",
-            "pid": r.pid if known else None,
-            "comm": s.name(r.comm) if known else None,
-            "owner": s.owners[r.owner],
-            "cpu_pid": r.cpu_pid,
-            "cpu_comm": s.name(r.cpu_comm),
-            "family": s.family(r.family),
-            "laddr": s.address(r.family, r.laddr),
-            "lport": r.lport,
-            "raddr": s.address(r.family, r.raddr),
-            "rport": r.rport,
-            "oldstate": self.state(r.oldstate),
-            "newstate": self.state(r.newstate),
-            "duration_ms": r.delta_ns / 1e6 if r.delta_ns else None,
-            "netns": r.netns,
-        }
+    def row_maker(self) -> Any:
+        ids = IdentityDecoders(self.spec, with_skaddr=True)
+        owner_of, task_of, sock_of, offset = ids.owner, ids.task, ids.sock, self.clock_offset_ns
+        # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...; other values as numbers.
+        states = _Fallback({v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()})
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, delta, old, new, owner, cpu, sock = r
+            return ((ts + offset) / 1e9, *owner_of[owner], *task_of[cpu], *sock_of[sock],
+                    states[old], states[new], delta / 1e6 if delta else None)
+
+        return row
 
     def exit_notes(self, counters: Any) -> list[str]:
         if not counters.preexisting:
             return []
         return [f"{counters.preexisting} sockets existed before tracing started; "
                 "their first change's MS is unknown (-)"]
+
+
+class _Fallback(dict[int, str]):
+    def __missing__(self, key: int) -> str:
+        return str(key)

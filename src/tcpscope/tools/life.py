@@ -38,12 +38,13 @@ exit."""
     record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "sock")
     tracing = "TCP session lifespans"
     fields = (
-        Field("time", "number", "UNIX time of the close, in seconds"),
+        Field("time", "number", "UNIX time of the close, in seconds", decimals=6),
         *owner_fields(),
         *sock_fields(with_skaddr=False),
         Field("tx_bytes", "number", "payload bytes sent and acknowledged by the peer"),
         Field("rx_bytes", "number", "payload bytes received"),
-        Field("duration_ms", "number", "lifespan in milliseconds, from connect() or the first SYN"),
+        Field("duration_ms", "number", "lifespan in milliseconds, from connect() or the first SYN",
+              decimals=6),
     )
 
     def columns(self) -> list[Column]:

@@ -33,14 +33,14 @@ LPORT shows 0, as the kernel reports it."""
     record_fields = ("ts_ns", "delta_ns", "oldstate", "newstate", "owner", "cpu", "sock")
     tracing = "TCP state changes"
     fields = (
-        Field("time", "number", "UNIX time of the change, in seconds"),
+        Field("time", "number", "UNIX time of the change, in seconds", decimals=6),
         *owner_fields(),
         *cpu_fields(),
         *sock_fields(with_skaddr=True),
         Field("oldstate", "word", 'state before the change, e.g. "SYN_SENT"'),
         Field("newstate", "word", 'state after the change, e.g. "ESTABLISHED"'),
         Field("duration_ms", "number", "milliseconds spent in oldstate; null when its start was not seen",
-              True),
+              True, decimals=6),
     )
 
     def columns(self) -> list[Column]:

@@ -9,6 +9,7 @@ struct life_event {
 	__u64 tx_bytes; /* payload acked by the peer */
 	__u64 rx_bytes; /* payload received */
 	struct owner_id owner;
+	struct task_id cpu; /* whoever was on-CPU at the close */
 	struct sock_id sock;
 };
 

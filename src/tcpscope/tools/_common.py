@@ -29,7 +29,8 @@ def owner_fields() -> list[Field]:
 
 def cpu_fields() -> list[Field]:
     return [
-        Field("cpu_pid", "number", "process ID of whatever was on-CPU (often 0 in softirq)"),
+        Field("cpu_pid", "number", "process ID of whatever was on-CPU when the event happened (often 0 "
+              "in softirq)"),
         Field("cpu_comm", "text", "command name of whatever was on-CPU"),
     ]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from .._output import Column, Field
 from .._tool import Tool
-from ._common import IdentityDecoders, address_columns, owner_columns, owner_fields, sock_fields
+from ._common import IdentityDecoders, address_columns, cpu_fields, owner_columns, owner_fields, sock_fields
 
 __all__ = ["Life"]
 
@@ -35,11 +35,12 @@ exit."""
                "ipv4", "ipv6", "netns", "duration", "verbose")
     object_name = "life"
     record = "life_event"
-    record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "sock")
+    record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock")
     tracing = "TCP session lifespans"
     fields = (
         Field("time", "number", "UNIX time of the close, in seconds", decimals=6),
         *owner_fields(),
+        *cpu_fields(),
         *sock_fields(with_skaddr=False),
         Field("tx_bytes", "number", "payload bytes sent and acknowledged by the peer"),
         Field("rx_bytes", "number", "payload bytes received"),
@@ -58,11 +59,11 @@ exit."""
 
     def row_maker(self) -> Any:
         ids = IdentityDecoders(self.spec, with_skaddr=False)
-        owner_of, sock_of, offset = ids.owner, ids.sock, self.clock_offset_ns
+        owner_of, task_of, sock_of, offset = ids.owner, ids.task, ids.sock, self.clock_offset_ns
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, span, tx, rx, owner, sock = r
-            return ((ts + offset) / 1e9, *owner_of[owner], *sock_of[sock], tx, rx, span / 1e6)
+            ts, span, tx, rx, owner, cpu, sock = r
+            return ((ts + offset) / 1e9, *owner_of[owner], *task_of[cpu], *sock_of[sock], tx, rx, span / 1e6)
 
         return row
 

@@ -156,9 +156,11 @@ class Tracer:
     def stop(self, sig: int = signal.SIGINT, settle: float = 0.3) -> tuple[str, str, int]:
         time.sleep(settle)  # let the last state changes of the workload happen
         self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=60)
+        # Not communicate(): it would race the stderr reader thread for lines.
+        out = self.proc.stdout.read() if self.proc.stdout else ""
+        self.proc.wait(timeout=60)
         self._reader.join(10)
-        return out or "", "".join(self.stderr_lines), self.proc.returncode
+        return out, "".join(self.stderr_lines), self.proc.returncode
 
     def stop_json(self, **kw: Any) -> tuple[list[dict[str, Any]], str]:
         out, err, rc = self.stop(**kw)

@@ -113,13 +113,16 @@ def test_kernel_objects_released_at_exit(netns: Netns) -> None:
         progs = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
         return [line for line in progs.splitlines() if "life_state_chan" in line or "owner_reads" in line]
 
-    assert ours() == []
+    def settled() -> list[str]:
+        deadline = time.monotonic() + 5  # the kernel frees programs after an RCU grace period
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return ours()
+
+    assert settled() == []  # nothing left from earlier tests
     tracer = Tracer("life", "-N", netns.path)
     assert len(ours()) == 2
     tracer.stop(settle=0)
-    deadline = time.monotonic() + 5  # the kernel frees programs after an RCU grace period
-    while ours() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert ours() == []
+    assert settled() == []
 
 

@@ -68,8 +68,7 @@ class Netns:
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
 
 
-@pytest.fixture
-def netns() -> Iterator[Netns]:
+def _namespace() -> Iterator[Netns]:
     ns = Netns()
     try:
         yield ns
@@ -77,13 +76,8 @@ def netns() -> Iterator[Netns]:
         ns.delete()
 
 
-@pytest.fixture
-def netns2() -> Iterator[Netns]:
-    ns = Netns()
-    try:
-        yield ns
-    finally:
-        ns.delete()
+netns = pytest.fixture(_namespace, name="netns")
+netns2 = pytest.fixture(_namespace, name="netns2")  # a second one, for tests that need two
 
 
 class Server:

@@ -11,8 +11,12 @@ from .._net import AF_INET6, Addresses, Names
 from .._object import ObjectSpec
 from .._output import Column, Field
 
-__all__ = ["Decoded", "IdentityDecoders", "owner_fields", "cpu_fields", "sock_fields", "address_columns",
-           "owner_columns"]
+__all__ = ["SOCKET_OPTIONS", "Decoded", "IdentityDecoders", "owner_fields", "cpu_fields", "sock_fields",
+           "address_columns", "owner_columns"]
+
+# The options of the socket tools (see _options.py).
+SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
+                  "ipv6", "netns", "duration", "verbose")
 
 # enum owner_kind in bpf/common.h, as the JSON "owner" value.
 OWNER_NAMES = {"OWNER_UNKNOWN": "unknown", "OWNER_TASK": "task", "OWNER_LISTENER": "listener"}

@@ -6,7 +6,15 @@ from typing import Any
 
 from .._output import Column, Field
 from .._tool import Tool
-from ._common import IdentityDecoders, address_columns, cpu_fields, owner_columns, owner_fields, sock_fields
+from ._common import (
+    SOCKET_OPTIONS,
+    IdentityDecoders,
+    address_columns,
+    cpu_fields,
+    owner_columns,
+    owner_fields,
+    sock_fields,
+)
 
 __all__ = ["Life"]
 
@@ -31,8 +39,7 @@ by the peer and received (SYN and FIN not counted); -s and -j give exact bytes.
 MS is the time from connect() or the first SYN received to the close.
 Sessions that began before tracing are not shown; their number is printed at
 exit."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport",
-               "ipv4", "ipv6", "netns", "duration", "verbose")
+    options = SOCKET_OPTIONS
     object_name = "life"
     record = "life_event"
     record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock")

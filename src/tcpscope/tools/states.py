@@ -6,7 +6,15 @@ from typing import Any
 
 from .._output import Column, Field
 from .._tool import Tool
-from ._common import IdentityDecoders, address_columns, cpu_fields, owner_columns, owner_fields, sock_fields
+from ._common import (
+    SOCKET_OPTIONS,
+    IdentityDecoders,
+    address_columns,
+    cpu_fields,
+    owner_columns,
+    owner_fields,
+    sock_fields,
+)
 
 __all__ = ["States"]
 
@@ -26,8 +34,7 @@ MS is the time spent in OLDSTATE; "-" when that state began before the socket
 was seen (the first change of a new socket, or any socket that existed before
 tracing; those are counted at exit). CLOSE -> SYN_SENT has no local port yet:
 LPORT shows 0, as the kernel reports it."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport",
-               "ipv4", "ipv6", "netns", "duration", "verbose")
+    options = SOCKET_OPTIONS
     object_name = "states"
     record = "state_event"
     record_fields = ("ts_ns", "delta_ns", "oldstate", "newstate", "owner", "cpu", "sock")

@@ -1,22 +1,25 @@
 """The one output pipeline: a tool declares its fields and columns, and the
 renderers here share them.
 
-A tool turns each kernel record into a row: a tuple of values in the order of
-its declared Fields (the JSON keys). A Column picks one field and says how the
-table shows it; CSV shows the exact value (bytes, not KB); JSON shows every
-field. Rows are tuples and the formats are built once, because this runs for
-every event, up to a few hundred thousand a second.
+A tool's events have Fields (the JSON keys, in order). Some fields arrive
+together as one struct of the kernel record, a Group (the socket, its owner):
+a row carries such a group as its raw bytes, and each renderer turns each
+distinct value into text once and reuses it, since a socket's events repeat
+them. A Column picks one field and says how the table shows it; CSV shows the
+exact value (bytes, not KB); JSON shows every field. This runs for every
+event, up to a few hundred thousand a second, so formats are built once.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "Column", "Renderer", "TableRenderer", "CsvRenderer", "JsonRenderer", "time_columns"]
+__all__ = ["Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer", "CsvRenderer",
+           "JsonRenderer", "flatten", "time_columns"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,40 @@ class Field:
     doc: str
     nullable: bool = False  # None (null) when unknown
     decimals: int | None = None  # a float, written with this many decimals
+
+
+@dataclass(frozen=True)
+class Group:
+    """Fields that a row carries as one raw struct of the kernel record; the
+    tool's decoder for this name turns the bytes into the fields' values."""
+
+    name: str
+    fields: tuple[Field, ...]
+
+
+Cell = Field | Group
+Decoders = Mapping[str, Callable[[bytes], tuple[Any, ...]]]
+
+
+def flatten(cells: Sequence[Cell]) -> tuple[Field, ...]:
+    out: list[Field] = []
+    for cell in cells:
+        out.extend(cell.fields if isinstance(cell, Group) else (cell,))
+    return tuple(out)
+
+
+class Cache(dict[Any, Any]):
+    """key -> make(key), computed once per distinct key (bounded)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> Any:
+        if len(self) >= 1 << 16:
+            self.clear()
+        value = self[key] = self._make(key)
+        return value
 
 
 @dataclass(frozen=True)
@@ -58,30 +95,45 @@ class Renderer:
         raise NotImplementedError
 
 
-def _index(fields: Sequence[Field]) -> dict[str, int]:
-    return {f.name: i for i, f in enumerate(fields)}
+class _Flat:
+    """Rows with groups -> the values of all fields, for the column renderers."""
+
+    def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
+        self.index = {f.name: i for i, f in enumerate(flatten(cells))}
+        self._caches = [Cache(decoders[c.name]) if isinstance(c, Group) else None for c in cells]
+
+    def __call__(self, row: tuple[Any, ...]) -> list[Any]:
+        values: list[Any] = []
+        for value, cache in zip(row, self._caches):
+            if cache is None:
+                values.append(value)
+            else:
+                values.extend(cache[value])
+        return values
 
 
 class TableRenderer(Renderer):
-    def __init__(self, columns: Sequence[Column], fields: Sequence[Field]) -> None:
-        index = _index(fields)
+    def __init__(self, columns: Sequence[Column], cells: Sequence[Cell], decoders: Decoders) -> None:
+        self._flat = _Flat(cells, decoders)
         self._columns = list(columns)
         self._format = " ".join(c.cell_format() for c in self._columns) + "\n"
-        # (row index or None for decoration, fixed text, converter)
+        # (field index or None for decoration, fixed text, converter)
         self._cells = [
-            (None, c.header, None) if c.table_only else (index[c.key], None, c.text) for c in self._columns
+            (None, c.header, None) if c.table_only else (self._flat.index[c.key], None, c.text)
+            for c in self._columns
         ]
 
     def header(self) -> str:
         return (self._format % tuple(c.header for c in self._columns)).rstrip() + "\n"
 
     def line(self, row: tuple[Any, ...]) -> str:
+        flat = self._flat(row)
         values = []
         for i, fixed, text in self._cells:
             if i is None:
                 values.append(fixed)
                 continue
-            value = row[i]
+            value = flat[i]
             values.append("-" if value is None else text(value) if text else value)
         return self._format % tuple(values)
 
@@ -102,86 +154,81 @@ def _csv_value(value: Any) -> str:
 
 
 class CsvRenderer(Renderer):
-    def __init__(self, columns: Sequence[Column], fields: Sequence[Field]) -> None:
-        index = _index(fields)
+    def __init__(self, columns: Sequence[Column], cells: Sequence[Cell], decoders: Decoders) -> None:
+        self._flat = _Flat(cells, decoders)
+        fields = flatten(cells)
         self._columns = [c for c in columns if not c.table_only]
-        self._cells = [
-            (index[c.key], c.csv_text or _decimal_text(fields[index[c.key]])) for c in self._columns
-        ]
+        self._cells = []
+        for c in self._columns:
+            i = self._flat.index[c.key]
+            self._cells.append((i, c.csv_text or _decimal_text(fields[i])))
 
     def header(self) -> str:
         return ",".join(c.csv_header or c.header for c in self._columns) + "\n"
 
     def line(self, row: tuple[Any, ...]) -> str:
+        flat = self._flat(row)
         cells = []
         for i, convert in self._cells:
-            value = row[i]
+            value = flat[i]
             if value is not None and convert is not None:
                 value = convert(value)
             cells.append(_csv_value(value))
         return ",".join(cells) + "\n"
 
 
-class _Quoted(dict[Any, str]):
-    """A text value -> its JSON literal, cached (command names repeat)."""
-
-    def __init__(self) -> None:
-        super().__init__({None: "null"})
-
-    def __missing__(self, key: str) -> str:
-        if len(self) >= 1 << 16:
-            self.clear()
-            self[None] = "null"
-        value = self[key] = json.dumps(key, ensure_ascii=False)
-        return value
+def _json_format(field: Field) -> str:
+    """How a field's non-null value goes into a JSON object."""
+    if field.kind == "word":
+        return '"%s"'
+    if field.decimals is not None:
+        return f"%.{field.decimals}f"  # faster than a float's repr
+    return "%s"
 
 
-def _number_or_null(value: Any) -> Any:
-    return "null" if value is None else value
-
-
-def _decimal_or_null(spec: str) -> Callable[[Any], str]:
-    return lambda value: "null" if value is None else spec % value
-
-
-def _word_or_null(value: Any) -> str:
-    return "null" if value is None else f'"{value}"'
+def _json_value(field: Field, value: Any) -> str:
+    if value is None:
+        return "null"
+    if field.kind == "text":
+        return json.dumps(value, ensure_ascii=False)
+    return _json_format(field) % value
 
 
 class JsonRenderer(Renderer):
-    """One JSON object per line. The object's text is a %-template built once:
-    numbers and words go in as they are, only nullable and free-text fields
-    are converted."""
+    """One JSON object per line, from a %-template built once. A field goes in
+    as it is where it can never be null or need escaping; others are
+    converted; a group goes in as a fragment made once per distinct value."""
 
-    def __init__(self, fields: Sequence[Field]) -> None:
+    def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
         parts = []
         self._convert: list[tuple[int, Callable[[Any], Any]]] = []
-        for i, f in enumerate(fields):
-            decimal = f"%.{f.decimals}f" if f.decimals is not None else None
-            if f.kind == "word" and not f.nullable:
-                parts.append(f'"{f.name}": "%s"')
-                continue
-            if decimal and not f.nullable:
-                parts.append(f'"{f.name}": {decimal}')  # faster than a float's repr
-                continue
-            parts.append(f'"{f.name}": %s')
-            if decimal:
-                self._convert.append((i, _decimal_or_null(decimal)))
-            elif f.kind == "text":
-                self._convert.append((i, _Quoted().__getitem__))
-            elif f.kind == "word":
-                self._convert.append((i, _word_or_null))
-            elif f.nullable:
-                self._convert.append((i, _number_or_null))
+        for i, cell in enumerate(cells):
+            if isinstance(cell, Group):
+                parts.append("%s")
+                self._convert.append((i, Cache(self._fragment(cell, decoders[cell.name])).__getitem__))
+            elif cell.kind == "text":  # command names repeat: quote each once
+                parts.append(f'"{cell.name}": %s')
+                self._convert.append((i, Cache(lambda v, f=cell: _json_value(f, v)).__getitem__))
+            elif cell.nullable:
+                parts.append(f'"{cell.name}": %s')
+                self._convert.append((i, lambda v, f=cell: _json_value(f, v)))
+            else:
+                parts.append(f'"{cell.name}": {_json_format(cell)}')
         self._template = "{" + ", ".join(parts) + "}\n"
 
+    @staticmethod
+    def _fragment(group: Group, decode: Callable[[bytes], tuple[Any, ...]]) -> Callable[[bytes], str]:
+        def fragment(raw: bytes) -> str:
+            values = decode(raw)
+            return ", ".join(f'"{f.name}": {_json_value(f, v)}' for f, v in zip(group.fields, values))
+
+        return fragment
+
     def line(self, row: tuple[Any, ...]) -> str:
-        if self._convert:
-            values = list(row)
-            for i, convert in self._convert:
-                values[i] = convert(values[i])
-            row = tuple(values)
-        return self._template % row
+        values = list(row)
+        for i, convert in self._convert:
+            values[i] = convert(values[i])
+        return self._template % tuple(values)
 
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:

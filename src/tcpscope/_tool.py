@@ -14,7 +14,7 @@ from typing import IO, Any, ClassVar
 from ._errors import PermissionProblem, TcpscopeError
 from ._net import AF_INET, AF_INET6, port_bitmap
 from ._object import BpfObject, ObjectSpec
-from ._output import Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
+from ._output import Cell, Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
 
 __all__ = ["Tool", "run", "require_privileges", "RING_BYTES", "WAKEUP_BYTES", "POLL_SECONDS"]
 
@@ -38,7 +38,8 @@ class Tool:
     record: ClassVar[str]  # the event struct in the object's BTF
     record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
-    fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order
+    cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
+    fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
     def __init__(self, args: argparse.Namespace, spec: ObjectSpec, start_ns: int,
                  clock_offset_ns: int | None = None) -> None:
@@ -76,8 +77,12 @@ class Tool:
 
     def row_maker(self) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         """A function from a raw record (its members in record_fields order)
-        to a row (values in fields order)."""
+        to a row (a value per cell; a group's raw bytes for a group)."""
         raise NotImplementedError
+
+    def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
+        """For each group in cells, raw bytes -> the values of its fields."""
+        return {}
 
     def exit_notes(self, counters: Any) -> list[str]:
         """What the user should know at exit besides lost events."""
@@ -86,12 +91,12 @@ class Tool:
     def renderer(self) -> Renderer:
         a = self.args
         if getattr(a, "json", False):
-            return JsonRenderer(self.fields)
+            return JsonRenderer(self.cells, self.decoders())
         columns = time_columns(getattr(a, "time", False), getattr(a, "timestamp", False), self.start)
         columns += self.columns()
         if getattr(a, "csv", False):
-            return CsvRenderer(columns, self.fields)
-        return TableRenderer(columns, self.fields)
+            return CsvRenderer(columns, self.cells, self.decoders())
+        return TableRenderer(columns, self.cells, self.decoders())
 
 
 def require_privileges() -> None:

@@ -11,7 +11,7 @@ import pytest
 from tcpscope._btf import Layout
 from tcpscope._errors import UsageError
 from tcpscope._net import Addresses, Names, parse_netns, parse_ports, port_bitmap
-from tcpscope._output import Column, CsvRenderer, Field, JsonRenderer, TableRenderer
+from tcpscope._output import Column, CsvRenderer, Field, Group, JsonRenderer, TableRenderer
 from tcpscope._ringbuf import RingBuffer
 
 
@@ -56,6 +56,24 @@ COLUMNS = [
 ]
 
 
+def test_groups_are_decoded_once_per_value() -> None:
+    seen: list[bytes] = []
+
+    def decode(raw: bytes) -> tuple[int, str]:
+        seen.append(raw)
+        return raw[0], raw[1:].decode()
+
+    cells = [Field("t", "number", ""), Group("g", (Field("n", "number", ""), Field("s", "text", "")))]
+    columns = [Column("S", "s", 3), Column("N", "n", 2), Column("T", "t")]
+    table = TableRenderer(columns, cells, {"g": decode})
+    json_line = JsonRenderer(cells, {"g": decode}).line
+    assert table.line((1, b"\x07ab")) == "ab  7  1\n"
+    assert json_line((2, b"\x07ab")) == '{"t": 2, "n": 7, "s": "ab"}\n'
+    assert json_line((3, b"\x08c")) == '{"t": 3, "n": 8, "s": "c"}\n'
+    assert table.line((4, b"\x07ab")) == "ab  7  4\n"
+    assert seen == [b"\x07ab", b"\x07ab", b"\x08c"]  # once per renderer and value
+
+
 FIELDS = [
     Field("pid", "number", "", nullable=True),
     Field("comm", "text", ""),
@@ -68,15 +86,15 @@ FIELDS = [
 
 def test_table_csv_json() -> None:
     row = (12, "python3", 4096, 1.5, "CLOSE", None)
-    table = TableRenderer(COLUMNS, FIELDS)
+    table = TableRenderer(COLUMNS, FIELDS, {})
     assert table.header() == "PID   COMM ->   KB MS\n"
     assert table.line(row) == "12    pyth ->    4 1.50\n"
     assert table.line((None, *row[1:])) == "-     pyth ->    4 1.50\n"
-    csv = CsvRenderer(COLUMNS, FIELDS)
+    csv = CsvRenderer(COLUMNS, FIELDS, {})
     assert csv.header() == "PID,COMM,BYTES,MS\n"
     assert csv.line((12, 'a,"b"', 4096, 1.5, "X", None)) == '12,"a,""b""",4096,1.5\n'
     assert csv.line((12, "python3", 4096, None, "X", None)) == "12,python3,4096,\n"
-    json_line = JsonRenderer(FIELDS).line
+    json_line = JsonRenderer(FIELDS, {}).line
     assert json.loads(json_line((None, 'é"\\\n', 1, None, "CLOSE", "::1"))) == {
         "pid": None, "comm": 'é"\\\n', "bytes": 1, "ms": None, "state": "CLOSE", "peer": "::1"}
     assert json_line((3, "x", 2, 0.25, "A", None)) == (

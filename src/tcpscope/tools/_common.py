@@ -9,10 +9,10 @@ from typing import Any
 
 from .._net import AF_INET6, Addresses, Names
 from .._object import ObjectSpec
-from .._output import Column, Field
+from .._output import Cell, Column, Field, Group
 
-__all__ = ["SOCKET_OPTIONS", "Decoded", "IdentityDecoders", "owner_fields", "cpu_fields", "sock_fields",
-           "address_columns", "owner_columns"]
+__all__ = ["SOCKET_OPTIONS", "identity_cells", "identity_decoders", "owner_fields", "cpu_fields",
+           "sock_fields", "address_columns", "owner_columns"]
 
 # The options of the socket tools (see _options.py).
 SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
@@ -70,44 +70,35 @@ def owner_columns(wide: bool) -> list[Column]:
     ]
 
 
-class Decoded(dict[bytes, tuple[Any, ...]]):
-    """Raw group bytes -> field values, decoded once per distinct value."""
-
-    def __init__(self, decode: Callable[[bytes], tuple[Any, ...]]) -> None:
-        super().__init__()
-        self._decode = decode
-
-    def __missing__(self, raw: bytes) -> tuple[Any, ...]:
-        if len(self) >= 1 << 16:
-            self.clear()
-        value = self[raw] = self._decode(raw)
-        return value
+def identity_cells(with_skaddr: bool, with_cpu: bool = True) -> tuple[Cell, ...]:
+    """The groups of an event that name its socket's owner, the on-CPU task
+    and the socket (struct owner_id, task_id and sock_id in bpf/common.h)."""
+    cpu = (Group("cpu", tuple(cpu_fields())),) if with_cpu else ()
+    return (Group("owner", tuple(owner_fields())), *cpu, Group("sock", tuple(sock_fields(with_skaddr))))
 
 
-class IdentityDecoders:
-    """Caches that turn a record's identity groups into field values."""
+def identity_decoders(spec: ObjectSpec, with_skaddr: bool) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
+    """Raw owner_id, task_id and sock_id bytes -> the values of their fields."""
+    kinds = spec.btf.enum("owner_kind")
+    owners = {value: OWNER_NAMES[key] for key, value in kinds.items()}
+    unknown = kinds["OWNER_UNKNOWN"]
+    owner_id, task_id, sock_id = (spec.layout(s).codec.unpack for s in ("owner_id", "task_id", "sock_id"))
+    address, name = Addresses(), Names()
 
-    def __init__(self, spec: ObjectSpec, with_skaddr: bool) -> None:
-        kinds = spec.btf.enum("owner_kind")
-        owners = {value: OWNER_NAMES[key] for key, value in kinds.items()}
-        unknown = kinds["OWNER_UNKNOWN"]
-        owner_id, task_id, sock_id = (spec.layout(s).codec.unpack for s in ("owner_id", "task_id", "sock_id"))
-        address, name = Addresses(), Names()
+    def owner(raw: bytes) -> tuple[Any, ...]:
+        pid, kind, comm = owner_id(raw)
+        if kind == unknown:
+            return None, None, owners[kind]
+        return pid, name[comm], owners[kind]
 
-        def owner(raw: bytes) -> tuple[Any, ...]:
-            pid, kind, comm = owner_id(raw)
-            if kind == unknown:
-                return None, None, owners[kind]
-            return pid, name[comm], owners[kind]
+    def task(raw: bytes) -> tuple[Any, ...]:
+        pid, comm = task_id(raw)
+        return pid, name[comm]
 
-        def task(raw: bytes) -> tuple[Any, ...]:
-            pid, comm = task_id(raw)
-            return pid, name[comm]
+    def sock(raw: bytes) -> tuple[Any, ...]:
+        skaddr, laddr, raddr, netns, lport, rport, family = sock_id(raw)
+        values = (6 if family == AF_INET6 else 4, address[family, laddr], lport, address[family, raddr],
+                  rport, netns)
+        return (f"{skaddr:x}", *values) if with_skaddr else values
 
-        def sock(raw: bytes) -> tuple[Any, ...]:
-            skaddr, laddr, raddr, netns, lport, rport, family = sock_id(raw)
-            values = (6 if family == AF_INET6 else 4, address[family, laddr], lport,
-                      address[family, raddr], rport, netns)
-            return (f"{skaddr:x}", *values) if with_skaddr else values
-
-        self.owner, self.task, self.sock = Decoded(owner), Decoded(task), Decoded(sock)
+    return {"owner": owner, "cpu": task, "sock": sock}

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column, Field
+from .._output import Column, Field, flatten
 from .._tool import Tool
-from ._common import (
-    SOCKET_OPTIONS,
-    IdentityDecoders,
-    address_columns,
-    cpu_fields,
-    owner_columns,
-    owner_fields,
-    sock_fields,
-)
+from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
 
 __all__ = ["Life"]
 
@@ -44,16 +36,15 @@ exit."""
     record = "life_event"
     record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock")
     tracing = "TCP session lifespans"
-    fields = (
+    cells = (
         Field("time", "number", "UNIX time of the close, in seconds", decimals=6),
-        *owner_fields(),
-        *cpu_fields(),
-        *sock_fields(with_skaddr=False),
+        *identity_cells(with_skaddr=False),
         Field("tx_bytes", "number", "payload bytes sent and acknowledged by the peer"),
         Field("rx_bytes", "number", "payload bytes received"),
         Field("duration_ms", "number", "lifespan in milliseconds, from connect() or the first SYN",
               decimals=6),
     )
+    fields = flatten(cells)
 
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
@@ -64,13 +55,15 @@ exit."""
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.2f}"),
         ]
 
+    def decoders(self) -> Any:
+        return identity_decoders(self.spec, with_skaddr=False)
+
     def row_maker(self) -> Any:
-        ids = IdentityDecoders(self.spec, with_skaddr=False)
-        owner_of, task_of, sock_of, offset = ids.owner, ids.task, ids.sock, self.clock_offset_ns
+        offset = self.clock_offset_ns
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, span, tx, rx, owner, cpu, sock = r
-            return ((ts + offset) / 1e9, *owner_of[owner], *task_of[cpu], *sock_of[sock], tx, rx, span / 1e6)
+            return (ts + offset) / 1e9, owner, cpu, sock, tx, rx, span / 1e6
 
         return row
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column, Field
+from .._output import Column, Field, flatten
 from .._tool import Tool
-from ._common import (
-    SOCKET_OPTIONS,
-    IdentityDecoders,
-    address_columns,
-    cpu_fields,
-    owner_columns,
-    owner_fields,
-    sock_fields,
-)
+from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
 
 __all__ = ["States"]
 
@@ -39,16 +31,15 @@ LPORT shows 0, as the kernel reports it."""
     record = "state_event"
     record_fields = ("ts_ns", "delta_ns", "oldstate", "newstate", "owner", "cpu", "sock")
     tracing = "TCP state changes"
-    fields = (
+    cells = (
         Field("time", "number", "UNIX time of the change, in seconds", decimals=6),
-        *owner_fields(),
-        *cpu_fields(),
-        *sock_fields(with_skaddr=True),
+        *identity_cells(with_skaddr=True),
         Field("oldstate", "word", 'state before the change, e.g. "SYN_SENT"'),
         Field("newstate", "word", 'state after the change, e.g. "ESTABLISHED"'),
         Field("duration_ms", "number", "milliseconds spent in oldstate; null when its start was not seen",
               True, decimals=6),
     )
+    fields = flatten(cells)
 
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
@@ -59,16 +50,18 @@ LPORT shows 0, as the kernel reports it."""
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.3f}"),
         ]
 
+    def decoders(self) -> Any:
+        return identity_decoders(self.spec, with_skaddr=True)
+
     def row_maker(self) -> Any:
-        ids = IdentityDecoders(self.spec, with_skaddr=True)
-        owner_of, task_of, sock_of, offset = ids.owner, ids.task, ids.sock, self.clock_offset_ns
+        offset = self.clock_offset_ns
         # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...; other values as numbers.
         states = _Fallback({v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()})
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, delta, old, new, owner, cpu, sock = r
-            return ((ts + offset) / 1e9, *owner_of[owner], *task_of[cpu], *sock_of[sock],
-                    states[old], states[new], delta / 1e6 if delta else None)
+            return ((ts + offset) / 1e9, owner, cpu, sock, states[old], states[new],
+                    delta / 1e6 if delta else None)
 
         return row
 

@@ -186,6 +186,10 @@ def _json_format(field: Field) -> str:
     return "%s"
 
 
+def _null_or(spec: str) -> Callable[[Any], str]:
+    return lambda value: "null" if value is None else spec % value
+
+
 def _json_value(field: Field, value: Any) -> str:
     if value is None:
         return "null"
@@ -211,7 +215,7 @@ class JsonRenderer(Renderer):
                 self._convert.append((i, Cache(lambda v, f=cell: _json_value(f, v)).__getitem__))
             elif cell.nullable:
                 parts.append(f'"{cell.name}": %s')
-                self._convert.append((i, lambda v, f=cell: _json_value(f, v)))
+                self._convert.append((i, _null_or(_json_format(cell))))
             else:
                 parts.append(f'"{cell.name}": {_json_format(cell)}')
         self._template = "{" + ", ".join(parts) + "}\n"

@@ -5,7 +5,8 @@ nginx serves a small file on loopback in a private network namespace and
 every mode once, in rotating order: nothing attached (the baseline), each
 tcpscope tool writing every event as JSON to a file, tcpdump writing every
 packet to /dev/null, and bpftrace printing every inet_sock_set_state event.
-A mode's figure is its median rate divided by the baseline's median.
+A mode's ratio is the median, over rounds, of its rate divided by the
+baseline's rate in the same round (the machine's speed drifts between rounds).
 
 Also reported: exec-to-attached time and peak RSS of the tcpscope tools,
 and the events they lost (must be 0).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,8 +87,12 @@ class Attached:
     def stop(self) -> tuple[int, str]:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         peak_kib = int(re.search(r"VmHWM:\s+(\d+)", status)[1])  # type: ignore[index]
-        self.proc.send_signal(2)
-        self.proc.wait(timeout=60)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # bpftrace sometimes hangs on exit
+            self.proc.kill()
+            self.proc.wait()
         self.out.close()
         self.err.seek(0)
         return peak_kib, self.err.read()
@@ -149,15 +155,16 @@ def main() -> None:
     base = statistics.median(rates["baseline"])
     print(f"\n{a.rounds} rounds of ab -n {a.requests} -c {a.concurrency}, nginx on loopback, "
           f"{os.cpu_count()} CPUs; baseline median {base:.0f} connections/s\n")
-    print("| mode | median conn/s | ratio to baseline | exec to attached | peak RSS | lost events |")
+    print("| mode | median conn/s | median ratio to baseline | exec to attached | peak RSS | lost events |")
     print("|---|---:|---:|---:|---:|---:|")
     for mode in modes:
         med = statistics.median(rates[mode])
+        ratio = statistics.median(r / b for r, b in zip(rates[mode], rates["baseline"]))
         ours = mode.startswith("tcpscope")
         up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and ours else ""
         mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and mode.startswith("tcpscope") else ""
         lo = str(lost.get(mode, "")) if mode.startswith("tcpscope") else ""
-        print(f"| {mode} | {med:.0f} | {med / base:.2f} | {up} | {mem} | {lo} |")
+        print(f"| {mode} | {med:.0f} | {ratio:.2f} | {up} | {mem} | {lo} |")
 
 
 if __name__ == "__main__":

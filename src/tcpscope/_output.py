@@ -2,12 +2,14 @@
 renderers here share them.
 
 A tool's events have Fields (the JSON keys, in order). Some fields arrive
-together as one struct of the kernel record, a Group (the socket, its owner):
-a row carries such a group as its raw bytes, and each renderer turns each
-distinct value into text once and reuses it, since a socket's events repeat
-them. A Column picks one field and says how the table shows it; CSV shows the
-exact value (bytes, not KB); JSON shows every field. This runs for every
-event, up to a few hundred thousand a second, so formats are built once.
+together as one struct of the kernel record, a Group (the socket, its owner).
+A tool builds each row from a record with the renderer's converters
+(Renderer.convert): a group's raw bytes become the renderer's form of it
+once per distinct value (a socket's events repeat them), and values that may
+be null or need escaping are converted. A Column picks one field and says how
+the table shows it; CSV shows the exact value (bytes, not KB); JSON shows
+every field. This runs for every event, up to a few hundred thousand a
+second, so formats are built once and the JSON line is one %-template.
 """
 
 from __future__ import annotations
@@ -87,39 +89,51 @@ class Column:
         return f"%{align}{self.width}{cut}s"
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class Renderer:
     def header(self) -> str | None:
         return None
+
+    def convert(self, name: str) -> Callable[[Any], Any]:
+        """What a row holds for the cell called name, from its raw value."""
+        return _same
 
     def line(self, row: tuple[Any, ...]) -> str:
         raise NotImplementedError
 
 
-class _Flat:
-    """Rows with groups -> the values of all fields, for the column renderers."""
+class _Columns(Renderer):
+    """Table and CSV: rows hold a group as the tuple of its fields' values."""
 
     def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
         self.index = {f.name: i for i, f in enumerate(flatten(cells))}
-        self._caches = [Cache(decoders[c.name]) if isinstance(c, Group) else None for c in cells]
+        self._groups = {c.name: Cache(decoders[c.name]).__getitem__ for c in cells if isinstance(c, Group)}
+        self._is_group = [isinstance(c, Group) for c in cells]
 
-    def __call__(self, row: tuple[Any, ...]) -> list[Any]:
+    def convert(self, name: str) -> Callable[[Any], Any]:
+        return self._groups.get(name, _same)
+
+    def flat(self, row: tuple[Any, ...]) -> list[Any]:
         values: list[Any] = []
-        for value, cache in zip(row, self._caches):
-            if cache is None:
-                values.append(value)
+        for value, group in zip(row, self._is_group):
+            if group:
+                values.extend(value)
             else:
-                values.extend(cache[value])
+                values.append(value)
         return values
 
 
-class TableRenderer(Renderer):
+class TableRenderer(_Columns):
     def __init__(self, columns: Sequence[Column], cells: Sequence[Cell], decoders: Decoders) -> None:
-        self._flat = _Flat(cells, decoders)
+        super().__init__(cells, decoders)
         self._columns = list(columns)
         self._format = " ".join(c.cell_format() for c in self._columns) + "\n"
         # (field index or None for decoration, fixed text, converter)
         self._cells = [
-            (None, c.header, None) if c.table_only else (self._flat.index[c.key], None, c.text)
+            (None, c.header, None) if c.table_only else (self.index[c.key], None, c.text)
             for c in self._columns
         ]
 
@@ -127,7 +141,7 @@ class TableRenderer(Renderer):
         return (self._format % tuple(c.header for c in self._columns)).rstrip() + "\n"
 
     def line(self, row: tuple[Any, ...]) -> str:
-        flat = self._flat(row)
+        flat = self.flat(row)
         values = []
         for i, fixed, text in self._cells:
             if i is None:
@@ -153,21 +167,21 @@ def _csv_value(value: Any) -> str:
     return text
 
 
-class CsvRenderer(Renderer):
+class CsvRenderer(_Columns):
     def __init__(self, columns: Sequence[Column], cells: Sequence[Cell], decoders: Decoders) -> None:
-        self._flat = _Flat(cells, decoders)
+        super().__init__(cells, decoders)
         fields = flatten(cells)
         self._columns = [c for c in columns if not c.table_only]
         self._cells = []
         for c in self._columns:
-            i = self._flat.index[c.key]
+            i = self.index[c.key]
             self._cells.append((i, c.csv_text or _decimal_text(fields[i])))
 
     def header(self) -> str:
         return ",".join(c.csv_header or c.header for c in self._columns) + "\n"
 
     def line(self, row: tuple[Any, ...]) -> str:
-        flat = self._flat(row)
+        flat = self.flat(row)
         cells = []
         for i, convert in self._cells:
             value = flat[i]
@@ -199,23 +213,23 @@ def _json_value(field: Field, value: Any) -> str:
 
 
 class JsonRenderer(Renderer):
-    """One JSON object per line, from a %-template built once. A field goes in
-    as it is where it can never be null or need escaping; others are
-    converted; a group goes in as a fragment made once per distinct value."""
+    """One JSON object per line: a %-template built once, filled with a row
+    whose groups are JSON fragments (made once per distinct value) and whose
+    nullable and free-text values are already JSON."""
 
     def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
         parts = []
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
-        for i, cell in enumerate(cells):
+        self._converters: dict[str, Callable[[Any], Any]] = {}
+        for cell in cells:
             if isinstance(cell, Group):
                 parts.append("%s")
-                self._convert.append((i, Cache(self._fragment(cell, decoders[cell.name])).__getitem__))
+                self._converters[cell.name] = Cache(self._fragment(cell, decoders[cell.name])).__getitem__
             elif cell.kind == "text":  # command names repeat: quote each once
                 parts.append(f'"{cell.name}": %s')
-                self._convert.append((i, Cache(lambda v, f=cell: _json_value(f, v)).__getitem__))
+                self._converters[cell.name] = Cache(lambda v, f=cell: _json_value(f, v)).__getitem__
             elif cell.nullable:
                 parts.append(f'"{cell.name}": %s')
-                self._convert.append((i, _null_or(_json_format(cell))))
+                self._converters[cell.name] = _null_or(_json_format(cell))
             else:
                 parts.append(f'"{cell.name}": {_json_format(cell)}')
         self._template = "{" + ", ".join(parts) + "}\n"
@@ -228,11 +242,11 @@ class JsonRenderer(Renderer):
 
         return fragment
 
+    def convert(self, name: str) -> Callable[[Any], Any]:
+        return self._converters.get(name, _same)
+
     def line(self, row: tuple[Any, ...]) -> str:
-        values = list(row)
-        for i, convert in self._convert:
-            values[i] = convert(values[i])
-        return self._template % tuple(values)
+        return self._template % row
 
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:

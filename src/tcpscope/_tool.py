@@ -75,9 +75,10 @@ class Tool:
     def columns(self) -> list[Column]:
         raise NotImplementedError
 
-    def row_maker(self) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    def row_maker(self, render: Renderer) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         """A function from a raw record (its members in record_fields order)
-        to a row (a value per cell; a group's raw bytes for a group)."""
+        to a row for render: a value per cell, passed through
+        render.convert(cell name) where a cell is a group, nullable or text."""
         raise NotImplementedError
 
     def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
@@ -167,9 +168,8 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
 def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
     """Move events from the ring buffers to the output, in batches."""
     ring, spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
-    layout, row = tool.layout, tool.row_maker()
     render = tool.renderer()
-    line = render.line
+    layout, row, line = tool.layout, tool.row_maker(render), render.line
     duration = tool.args.duration
     deadline = time.monotonic() + duration if duration else float("inf")
     lost_seen = 0

@@ -42,19 +42,14 @@ def records(tool: str) -> tuple[Any, list[Any]]:
     return spec, [layout.codec.unpack_from(raw, off) for off in range(0, len(raw), layout.size)]
 
 
-def rows(tool: str, argv: list[str]) -> tuple[Any, list[tuple[Any, ...]]]:
+def render(tool: str, argv: list[str]) -> str:
     spec, recs = records(tool)
     args = build_parser().parse_args([tool, *argv])
     start_ns = recs[0][0] - 1_000_000
     t = TOOLS[tool](args, spec, start_ns, clock_offset_ns=CLOCK_OFFSET_NS)
-    row = t.row_maker()
-    return t, [row(r) for r in recs]
-
-
-def render(tool: str, argv: list[str]) -> str:
-    t, lines = rows(tool, argv)
     renderer = t.renderer()
-    return (renderer.header() or "") + "".join(renderer.line(r) for r in lines)
+    row = t.row_maker(renderer)
+    return (renderer.header() or "") + "".join(renderer.line(row(r)) for r in recs)
 
 
 @pytest.mark.parametrize("case", CASES)

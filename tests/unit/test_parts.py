@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import struct
 from collections import namedtuple
+from typing import Any
 
 import pytest
 
 from tcpscope._btf import Layout
 from tcpscope._errors import UsageError
 from tcpscope._net import Addresses, Names, parse_netns, parse_ports, port_bitmap
-from tcpscope._output import Column, CsvRenderer, Field, Group, JsonRenderer, TableRenderer
+from tcpscope._output import Column, CsvRenderer, Field, Group, JsonRenderer, Renderer, TableRenderer
 from tcpscope._ringbuf import RingBuffer
 
 
@@ -56,6 +57,11 @@ COLUMNS = [
 ]
 
 
+def make_row(renderer: Renderer, cells: list[Any], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a tool's row function does: each value through the renderer's converter."""
+    return tuple(renderer.convert(c.name)(v) for c, v in zip(cells, values))
+
+
 def test_groups_are_decoded_once_per_value() -> None:
     seen: list[bytes] = []
 
@@ -66,11 +72,11 @@ def test_groups_are_decoded_once_per_value() -> None:
     cells = [Field("t", "number", ""), Group("g", (Field("n", "number", ""), Field("s", "text", "")))]
     columns = [Column("S", "s", 3), Column("N", "n", 2), Column("T", "t")]
     table = TableRenderer(columns, cells, {"g": decode})
-    json_line = JsonRenderer(cells, {"g": decode}).line
-    assert table.line((1, b"\x07ab")) == "ab  7  1\n"
-    assert json_line((2, b"\x07ab")) == '{"t": 2, "n": 7, "s": "ab"}\n'
-    assert json_line((3, b"\x08c")) == '{"t": 3, "n": 8, "s": "c"}\n'
-    assert table.line((4, b"\x07ab")) == "ab  7  4\n"
+    json = JsonRenderer(cells, {"g": decode})
+    assert table.line(make_row(table, cells, (1, b"\x07ab"))) == "ab  7  1\n"
+    assert json.line(make_row(json, cells, (2, b"\x07ab"))) == '{"t": 2, "n": 7, "s": "ab"}\n'
+    assert json.line(make_row(json, cells, (3, b"\x08c"))) == '{"t": 3, "n": 8, "s": "c"}\n'
+    assert table.line(make_row(table, cells, (4, b"\x07ab"))) == "ab  7  4\n"
     assert seen == [b"\x07ab", b"\x07ab", b"\x08c"]  # once per renderer and value
 
 
@@ -94,10 +100,11 @@ def test_table_csv_json() -> None:
     assert csv.header() == "PID,COMM,BYTES,MS\n"
     assert csv.line((12, 'a,"b"', 4096, 1.5, "X", None)) == '12,"a,""b""",4096,1.5\n'
     assert csv.line((12, "python3", 4096, None, "X", None)) == "12,python3,4096,\n"
-    json_line = JsonRenderer(FIELDS, {}).line
-    assert json.loads(json_line((None, 'é"\\\n', 1, None, "CLOSE", "::1"))) == {
-        "pid": None, "comm": 'é"\\\n', "bytes": 1, "ms": None, "state": "CLOSE", "peer": "::1"}
-    assert json_line((3, "x", 2, 0.25, "A", None)) == (
+    render = JsonRenderer(FIELDS, {})
+    line = render.line(make_row(render, FIELDS, (None, 'é"\\\n', 1, None, "CLOSE", "::1")))
+    assert json.loads(line) == {"pid": None, "comm": 'é"\\\n', "bytes": 1, "ms": None, "state": "CLOSE",
+                                "peer": "::1"}
+    assert render.line(make_row(render, FIELDS, (3, "x", 2, 0.25, "A", None))) == (
         '{"pid": 3, "comm": "x", "bytes": 2, "ms": 0.25, "state": "A", "peer": null}\n')
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column, Field, flatten
+from .._output import Column, Field, Renderer, flatten
 from .._tool import Tool
 from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
 
@@ -58,12 +58,13 @@ exit."""
     def decoders(self) -> Any:
         return identity_decoders(self.spec, with_skaddr=False)
 
-    def row_maker(self) -> Any:
+    def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, span, tx, rx, owner, cpu, sock = r
-            return (ts + offset) / 1e9, owner, cpu, sock, tx, rx, span / 1e6
+            return (ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), tx, rx, span / 1e6
 
         return row
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column, Field, flatten
+from .._output import Column, Field, Renderer, flatten
 from .._tool import Tool
 from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
 
@@ -53,15 +53,17 @@ LPORT shows 0, as the kernel reports it."""
     def decoders(self) -> Any:
         return identity_decoders(self.spec, with_skaddr=True)
 
-    def row_maker(self) -> Any:
+    def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
+        duration = render.convert("duration_ms")
         # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...; other values as numbers.
         states = _Fallback({v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()})
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, delta, old, new, owner, cpu, sock = r
-            return ((ts + offset) / 1e9, owner, cpu, sock, states[old], states[new],
-                    delta / 1e6 if delta else None)
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), states[old],
+                    states[new], duration(delta / 1e6 if delta else None))
 
         return row
 

@@ -204,12 +204,20 @@ def _null_or(spec: str) -> Callable[[Any], str]:
     return lambda value: "null" if value is None else spec % value
 
 
-def _json_value(field: Field, value: Any) -> str:
-    if value is None:
-        return "null"
-    if field.kind == "text":
-        return json.dumps(value, ensure_ascii=False)
-    return _json_format(field) % value
+def _json_members(fields: Sequence[Field], quote: Cache) -> tuple[str, dict[int, Callable[[Any], Any]]]:
+    """A %-template of JSON members for fields, and the converters that the
+    values at some positions need first (null, escaping)."""
+    parts, converters = [], {}
+    for i, f in enumerate(fields):
+        if f.kind == "text":  # command names repeat: quote each once
+            parts.append(f'"{f.name}": %s')
+            converters[i] = quote.__getitem__
+        elif f.nullable:
+            parts.append(f'"{f.name}": %s')
+            converters[i] = _null_or(_json_format(f))
+        else:
+            parts.append(f'"{f.name}": {_json_format(f)}')
+    return ", ".join(parts), converters
 
 
 class JsonRenderer(Renderer):
@@ -218,27 +226,31 @@ class JsonRenderer(Renderer):
     nullable and free-text values are already JSON."""
 
     def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
+        quote = Cache(lambda text: "null" if text is None else json.dumps(text, ensure_ascii=False))
         parts = []
         self._converters: dict[str, Callable[[Any], Any]] = {}
         for cell in cells:
             if isinstance(cell, Group):
                 parts.append("%s")
-                self._converters[cell.name] = Cache(self._fragment(cell, decoders[cell.name])).__getitem__
-            elif cell.kind == "text":  # command names repeat: quote each once
-                parts.append(f'"{cell.name}": %s')
-                self._converters[cell.name] = Cache(lambda v, f=cell: _json_value(f, v)).__getitem__
-            elif cell.nullable:
-                parts.append(f'"{cell.name}": %s')
-                self._converters[cell.name] = _null_or(_json_format(cell))
+                fragment = self._fragment(cell, decoders[cell.name], quote)
+                self._converters[cell.name] = Cache(fragment).__getitem__
             else:
-                parts.append(f'"{cell.name}": {_json_format(cell)}')
+                member, converters = _json_members([cell], quote)
+                parts.append(member)
+                if converters:
+                    self._converters[cell.name] = converters[0]
         self._template = "{" + ", ".join(parts) + "}\n"
 
     @staticmethod
-    def _fragment(group: Group, decode: Callable[[bytes], tuple[Any, ...]]) -> Callable[[bytes], str]:
+    def _fragment(group: Group, decode: Callable[[bytes], tuple[Any, ...]], quote: Cache
+                  ) -> Callable[[bytes], str]:
+        template, converters = _json_members(group.fields, quote)
+
         def fragment(raw: bytes) -> str:
-            values = decode(raw)
-            return ", ".join(f'"{f.name}": {_json_value(f, v)}' for f, v in zip(group.fields, values))
+            values = list(decode(raw))
+            for i, convert in converters.items():
+                values[i] = convert(values[i])
+            return template % tuple(values)
 
         return fragment
 

@@ -167,16 +167,23 @@ static __always_inline void event_submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* The socket's identity as the kernel's tracepoint reports it: addresses in
- * 16 bytes (IPv4 in the first four), the local port as the bound source port
- * (0 until connect() picks one), ports in host order. */
-static __always_inline void sock_identify(const struct sock *sk, struct sock_id *id)
+/* A socket as the kernel's tracepoint reports it: addresses in 16 bytes
+ * (IPv4 in the first four), the local port as the bound source port (0 until
+ * connect() picks one), ports in host order. */
+struct sock_ident {
+	struct sock_id id;
+	__u16 lport;
+	__u16 rport;
+};
+
+static __always_inline void sock_identify(const struct sock *sk, struct sock_ident *s)
 {
-	id->skaddr = (__u64)sk;
+	struct sock_id *id = &s->id;
+
 	id->family = sk->__sk_common.skc_family;
-	id->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	id->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	id->netns = sock_netns(sk);
+	s->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	s->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (id->family == AF_INET6) {
 		bpf_core_read(id->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(id->raddr, 16, &sk->__sk_common.skc_v6_daddr);
@@ -188,17 +195,17 @@ static __always_inline void sock_identify(const struct sock *sk, struct sock_id 
 	}
 }
 
-/* The shared filters, on a socket's identity. The pid filter is checked by
- * the caller, which knows whose event it is. */
-static __always_inline bool sock_passes(const struct sock_id *id)
+/* The shared filters. The pid filter is checked by the caller, which knows
+ * whose event it is. */
+static __always_inline bool sock_passes(const struct sock_ident *s)
 {
-	if (filter_family && id->family != filter_family)
+	if (filter_family && s->id.family != filter_family)
 		return false;
-	if (filter_lports_on && !port_in(filter_lports, id->lport))
+	if (filter_lports_on && !port_in(filter_lports, s->lport))
 		return false;
-	if (filter_rports_on && !port_in(filter_rports, id->rport))
+	if (filter_rports_on && !port_in(filter_rports, s->rport))
 		return false;
-	if (filter_netns && id->netns != filter_netns)
+	if (filter_netns && s->id.netns != filter_netns)
 		return false;
 	return true;
 }

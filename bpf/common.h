@@ -48,15 +48,13 @@ struct owner_id {
 	char comm[16];
 };
 
-/* A socket as events name it. Events keep these groups whole, so that user
- * space can decode each once and reuse it for the socket's next event. */
+/* The endpoints of a socket as events name them. Events keep this group
+ * whole, so that user space decodes each distinct value once: many sockets
+ * share it (the same hosts, the same namespace). */
 struct sock_id {
-	__u64 skaddr;
 	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
 	__u8 raddr[16];
 	__u32 netns;    /* network namespace inode */
-	__u16 lport;
-	__u16 rport;
 	__u16 family;
 };
 

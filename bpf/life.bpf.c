@@ -34,7 +34,7 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	struct sock_info *info;
 	struct life_event *e;
 	struct tcp_sock *tp;
-	struct sock_id id;
+	struct sock_ident id;
 	__u64 now;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -67,7 +67,9 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	e->owner = info->owner;
 	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id;
+	e->sock = id.id;
+	e->lport = id.lport;
+	e->rport = id.rport;
 	event_submit(e);
 	info->born_ns = 0; /* this session is over */
 	return 0;

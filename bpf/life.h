@@ -11,6 +11,8 @@ struct life_event {
 	struct owner_id owner;
 	struct task_id cpu; /* whoever was on-CPU at the close */
 	struct sock_id sock;
+	__u16 lport;
+	__u16 rport;
 };
 
 #endif

@@ -11,7 +11,7 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 	struct sock_info *info;
 	struct state_event *e;
 	bool adopted = false;
-	struct sock_id id;
+	struct sock_ident id;
 	__u64 now;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -30,6 +30,7 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 		goto out;
 	e->ts_ns = now;
 	e->delta_ns = info && info->changed_ns ? now - info->changed_ns : 0;
+	e->skaddr = (__u64)sk;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	if (info)
@@ -38,7 +39,9 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
 	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id;
+	e->sock = id.id;
+	e->lport = id.lport;
+	e->rport = id.rport;
 	event_submit(e);
 out:
 	if (info)

@@ -29,7 +29,7 @@ class Field:
     """One JSON key of a tool's events."""
 
     name: str
-    kind: str  # "number", "word" (text that needs no JSON escaping) or "text"
+    kind: str  # "number", "hex" (a number shown in hex), "word" (text that needs no JSON escaping), "text"
     doc: str
     nullable: bool = False  # None (null) when unknown
     decimals: int | None = None  # a float, written with this many decimals
@@ -195,6 +195,8 @@ def _json_format(field: Field) -> str:
     """How a field's non-null value goes into a JSON object."""
     if field.kind == "word":
         return '"%s"'
+    if field.kind == "hex":
+        return '"%x"'
     if field.decimals is not None:
         return f"%.{field.decimals}f"  # faster than a float's repr
     return "%s"

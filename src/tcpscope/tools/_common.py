@@ -12,7 +12,7 @@ from .._object import ObjectSpec
 from .._output import Cell, Column, Field, Group
 
 __all__ = ["SOCKET_OPTIONS", "identity_cells", "identity_decoders", "owner_fields", "cpu_fields",
-           "sock_fields", "address_columns", "owner_columns"]
+           "sock_fields", "port_fields", "address_columns", "owner_columns"]
 
 # The options of the socket tools (see _options.py).
 SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
@@ -39,15 +39,19 @@ def cpu_fields() -> list[Field]:
     ]
 
 
-def sock_fields(with_skaddr: bool) -> list[Field]:
-    skaddr = [Field("skaddr", "word", "kernel address of the socket, in hex (reused after close)")]
-    return (skaddr if with_skaddr else []) + [
+def sock_fields() -> list[Field]:
+    return [
         Field("family", "number", "4 or 6"),
         Field("laddr", "word", "local address"),
-        Field("lport", "number", "local port (0 before connect() binds one)"),
         Field("raddr", "word", "remote address"),
-        Field("rport", "number", "remote port"),
         Field("netns", "number", "inode number of the socket's network namespace"),
+    ]
+
+
+def port_fields() -> list[Field]:
+    return [
+        Field("lport", "number", "local port (0 before connect() binds one)"),
+        Field("rport", "number", "remote port"),
     ]
 
 
@@ -70,14 +74,15 @@ def owner_columns(wide: bool) -> list[Column]:
     ]
 
 
-def identity_cells(with_skaddr: bool, with_cpu: bool = True) -> tuple[Cell, ...]:
+def identity_cells() -> tuple[Cell, ...]:
     """The groups of an event that name its socket's owner, the on-CPU task
-    and the socket (struct owner_id, task_id and sock_id in bpf/common.h)."""
-    cpu = (Group("cpu", tuple(cpu_fields())),) if with_cpu else ()
-    return (Group("owner", tuple(owner_fields())), *cpu, Group("sock", tuple(sock_fields(with_skaddr))))
+    and the socket's endpoints (struct owner_id, task_id and sock_id in
+    bpf/common.h)."""
+    return (Group("owner", tuple(owner_fields())), Group("cpu", tuple(cpu_fields())),
+            Group("sock", tuple(sock_fields())))
 
 
-def identity_decoders(spec: ObjectSpec, with_skaddr: bool) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
+def identity_decoders(spec: ObjectSpec) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
     """Raw owner_id, task_id and sock_id bytes -> the values of their fields."""
     kinds = spec.btf.enum("owner_kind")
     owners = {value: OWNER_NAMES[key] for key, value in kinds.items()}
@@ -96,9 +101,7 @@ def identity_decoders(spec: ObjectSpec, with_skaddr: bool) -> dict[str, Callable
         return pid, name[comm]
 
     def sock(raw: bytes) -> tuple[Any, ...]:
-        skaddr, laddr, raddr, netns, lport, rport, family = sock_id(raw)
-        values = (6 if family == AF_INET6 else 4, address[family, laddr], lport, address[family, raddr],
-                  rport, netns)
-        return (f"{skaddr:x}", *values) if with_skaddr else values
+        laddr, raddr, netns, family = sock_id(raw)
+        return 6 if family == AF_INET6 else 4, address[family, laddr], address[family, raddr], netns
 
     return {"owner": owner, "cpu": task, "sock": sock}

@@ -6,7 +6,14 @@ from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
 from .._tool import Tool
-from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
+from ._common import (
+    SOCKET_OPTIONS,
+    address_columns,
+    identity_cells,
+    identity_decoders,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["Life"]
 
@@ -34,11 +41,12 @@ exit."""
     options = SOCKET_OPTIONS
     object_name = "life"
     record = "life_event"
-    record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock")
+    record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP session lifespans"
     cells = (
         Field("time", "number", "UNIX time of the close, in seconds", decimals=6),
-        *identity_cells(with_skaddr=False),
+        *identity_cells(),
+        *port_fields(),
         Field("tx_bytes", "number", "payload bytes sent and acknowledged by the peer"),
         Field("rx_bytes", "number", "payload bytes received"),
         Field("duration_ms", "number", "lifespan in milliseconds, from connect() or the first SYN",
@@ -56,15 +64,16 @@ exit."""
         ]
 
     def decoders(self) -> Any:
-        return identity_decoders(self.spec, with_skaddr=False)
+        return identity_decoders(self.spec)
 
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
         owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, span, tx, rx, owner, cpu, sock = r
-            return (ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), tx, rx, span / 1e6
+            ts, span, tx, rx, owner, cpu, sock, lport, rport = r
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport, tx, rx,
+                    span / 1e6)
 
         return row
 

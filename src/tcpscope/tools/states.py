@@ -6,7 +6,14 @@ from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
 from .._tool import Tool
-from ._common import SOCKET_OPTIONS, address_columns, identity_cells, identity_decoders, owner_columns
+from ._common import (
+    SOCKET_OPTIONS,
+    address_columns,
+    identity_cells,
+    identity_decoders,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["States"]
 
@@ -29,11 +36,14 @@ LPORT shows 0, as the kernel reports it."""
     options = SOCKET_OPTIONS
     object_name = "states"
     record = "state_event"
-    record_fields = ("ts_ns", "delta_ns", "oldstate", "newstate", "owner", "cpu", "sock")
+    record_fields = ("ts_ns", "delta_ns", "skaddr", "oldstate", "newstate", "owner", "cpu", "sock", "lport",
+                     "rport")
     tracing = "TCP state changes"
     cells = (
         Field("time", "number", "UNIX time of the change, in seconds", decimals=6),
-        *identity_cells(with_skaddr=True),
+        Field("skaddr", "hex", "kernel address of the socket, in hex (reused after close)"),
+        *identity_cells(),
+        *port_fields(),
         Field("oldstate", "word", 'state before the change, e.g. "SYN_SENT"'),
         Field("newstate", "word", 'state after the change, e.g. "ESTABLISHED"'),
         Field("duration_ms", "number", "milliseconds spent in oldstate; null when its start was not seen",
@@ -43,7 +53,8 @@ LPORT shows 0, as the kernel reports it."""
 
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
-        return [Column("SKADDR", "skaddr", 16)] + owner_columns(wide) + address_columns(wide) + [
+        skaddr = Column("SKADDR", "skaddr", 16, text=_hex, csv_text=_hex)
+        return [skaddr] + owner_columns(wide) + address_columns(wide) + [
             Column("OLDSTATE", "oldstate", 11),
             Column("->", "", 2, table_only=True),
             Column("NEWSTATE", "newstate", 11),
@@ -51,7 +62,7 @@ LPORT shows 0, as the kernel reports it."""
         ]
 
     def decoders(self) -> Any:
-        return identity_decoders(self.spec, with_skaddr=True)
+        return identity_decoders(self.spec)
 
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
@@ -61,9 +72,9 @@ LPORT shows 0, as the kernel reports it."""
         states = _Fallback({v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()})
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, delta, old, new, owner, cpu, sock = r
-            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), states[old],
-                    states[new], duration(delta / 1e6 if delta else None))
+            ts, delta, skaddr, old, new, owner, cpu, sock, lport, rport = r
+            return ((ts + offset) / 1e9, skaddr, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
+                    states[old], states[new], duration(delta / 1e6 if delta else None))
 
         return row
 
@@ -72,6 +83,10 @@ LPORT shows 0, as the kernel reports it."""
             return []
         return [f"{counters.preexisting} sockets existed before tracing started; "
                 "their first change's MS is unknown (-)"]
+
+
+def _hex(value: int) -> str:
+    return f"{value:x}"
 
 
 class _Fallback(dict[int, str]):

@@ -242,6 +242,8 @@ class JsonRenderer(Renderer):
                 if converters:
                     self._converters[cell.name] = converters[0]
         self._template = "{" + ", ".join(parts) + "}\n"
+        # line(row) is the template's own %: no Python frame per event.
+        self.line = self._template.__mod__  # type: ignore[method-assign]
 
     @staticmethod
     def _fragment(group: Group, decode: Callable[[bytes], tuple[Any, ...]], quote: Cache
@@ -258,9 +260,6 @@ class JsonRenderer(Renderer):
 
     def convert(self, name: str) -> Callable[[Any], Any]:
         return self._converters.get(name, _same)
-
-    def line(self, row: tuple[Any, ...]) -> str:
-        return self._template % row
 
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:

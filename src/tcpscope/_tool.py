@@ -193,7 +193,7 @@ def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
                 batch = sorted(batch + spilled, key=_timestamp)
             if not batch:
                 break
-            out.write("".join([line(row(r)) for r in batch]))
+            out.write("".join(map(line, map(row, batch))))
             drained += len(batch)
         out.flush()
         if tool.args.verbose:

@@ -65,7 +65,7 @@ EXPORT_TYPE(struct task_id, task_id);
 
 static __always_inline __u32 sock_netns(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return sk->__sk_common.skc_net.net->ns.inum; /* direct loads: no helper calls */
 }
 
 static __always_inline bool port_in(const volatile __u8 *bitmap, __u16 port)
@@ -176,17 +176,27 @@ struct sock_ident {
 	__u16 rport;
 };
 
-static __always_inline void sock_identify(const struct sock *sk, struct sock_ident *s)
+static __always_inline void sock_identify(const struct sock *sk, const struct tcp_sock *tp,
+					  struct sock_ident *s)
 {
 	struct sock_id *id = &s->id;
+	const __u32 *v6;
 
 	id->family = sk->__sk_common.skc_family;
 	id->netns = sock_netns(sk);
-	s->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	s->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	s->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (id->family == AF_INET6) {
-		bpf_core_read(id->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(id->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+		v6 = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32;
+		((__u32 *)id->laddr)[0] = v6[0];
+		((__u32 *)id->laddr)[1] = v6[1];
+		((__u32 *)id->laddr)[2] = v6[2];
+		((__u32 *)id->laddr)[3] = v6[3];
+		v6 = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
+		((__u32 *)id->raddr)[0] = v6[0];
+		((__u32 *)id->raddr)[1] = v6[1];
+		((__u32 *)id->raddr)[2] = v6[2];
+		((__u32 *)id->raddr)[3] = v6[3];
 	} else {
 		__builtin_memset(id->laddr, 0, 16);
 		__builtin_memset(id->raddr, 0, 16);

@@ -82,7 +82,6 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
-	__u16 sk_protocol;
 	__u32 sk_ack_backlog;
 	__u32 sk_max_ack_backlog;
 } __attribute__((preserve_access_index));
@@ -91,11 +90,16 @@ struct inet_sock {
 	__be16 inet_sport;
 } __attribute__((preserve_access_index));
 
+struct inet_connection_sock {
+	struct inet_sock icsk_inet;
+} __attribute__((preserve_access_index));
+
 enum sock_flags {
 	SOCK_DONE = 1,
 };
 
 struct tcp_sock {
+	struct inet_connection_sock inet_conn;
 	__u64 bytes_received;
 	__u64 bytes_acked;
 	__u64 bytes_sent;

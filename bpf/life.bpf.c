@@ -37,13 +37,14 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	struct sock_ident id;
 	__u64 now;
 
-	if (sk->sk_protocol != IPPROTO_TCP)
+	tp = bpf_skc_to_tcp_sock((void *)sk); /* NULL unless a full TCP socket */
+	if (!tp)
 		return 0;
 	now = bpf_ktime_get_ns();
 	info = sock_track(sk, oldstate, newstate, now, NULL);
 	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
-	sock_identify(sk, &id);
+	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))
 		return 0;
 	if (!info || !info->born_ns) {
@@ -53,9 +54,6 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 		return 0;
 	}
 	if (filter_pid && info->owner.pid != filter_pid)
-		return 0;
-	tp = bpf_skc_to_tcp_sock((void *)sk);
-	if (!tp)
 		return 0;
 	e = event_reserve(sizeof(*e));
 	if (!e)

@@ -10,15 +10,17 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 {
 	struct sock_info *info;
 	struct state_event *e;
+	struct tcp_sock *tp;
 	bool adopted = false;
 	struct sock_ident id;
 	__u64 now;
 
-	if (sk->sk_protocol != IPPROTO_TCP)
+	tp = bpf_skc_to_tcp_sock((void *)sk); /* NULL unless a full TCP socket */
+	if (!tp)
 		return 0;
 	now = bpf_ktime_get_ns();
 	info = sock_track(sk, oldstate, newstate, now, &adopted);
-	sock_identify(sk, &id);
+	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))
 		goto out;
 	if (filter_pid && (!info || info->owner.pid != filter_pid))

@@ -15,7 +15,6 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define IPPROTO_TCP 6
 
 char LICENSE[] SEC("license") = "GPL";
 

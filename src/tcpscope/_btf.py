@@ -172,11 +172,11 @@ class Btf:
     def enum(self, name: str) -> dict[str, int]:
         return {n: v for n, v, _ in self.types[self.find(name, "enum")].members}
 
-    def datasec_vars(self, name: str) -> dict[str, int]:
-        """Variables of a data section: name -> type id. (In an object file
-        their offsets are only in the symbol table; libbpf fills them in.)"""
+    def datasec_vars(self, name: str) -> list[str]:
+        """Names of a data section's variables. (In an object file their
+        offsets are only in the symbol table; libbpf fills them in.)"""
         sec = self.types[self.find(name, "datasec")]
-        return {self.types[var].name: self.types[var].size for var, _off, _size in sec.members}
+        return [self.types[var].name for var, _off, _size in sec.members]
 
     def layout(self, struct_name: str) -> Layout:
         t = self.types[self.find(struct_name, "struct")]

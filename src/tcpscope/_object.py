@@ -32,22 +32,25 @@ class ObjectSpec:
             elf = read_elf(f.read())
         self.btf = Btf(elf.sections[".BTF"])
         self._symbols = elf.symbols
+        self._layouts: dict[str, Layout] = {}
         # Where the programs attach, e.g. "tp_btf/inet_sock_set_state".
         self.attach_points = sorted(
             s for s in elf.sections if s.startswith(("tp_btf/", "tracepoint/", "raw_tp/"))
         )
 
-    def variables(self, section: str) -> dict[str, tuple[int, int, int]]:
-        """Globals of a data section: name -> (offset, size, BTF type id)."""
+    def variables(self, section: str) -> dict[str, tuple[int, int]]:
+        """Globals of a data section (named by BTF): name -> (offset, size)."""
         out = {}
-        for name, type_id in self.btf.datasec_vars(section).items():
+        for name in self.btf.datasec_vars(section):
             sym_section, offset, size = self._symbols[name]
             assert sym_section == section, (name, sym_section, section)
-            out[name] = (offset, size, type_id)
+            out[name] = (offset, size)
         return out
 
     def layout(self, struct_name: str) -> Layout:
-        return self.btf.layout(struct_name)
+        if struct_name not in self._layouts:
+            self._layouts[struct_name] = self.btf.layout(struct_name)
+        return self._layouts[struct_name]
 
     def rodata(self, values: dict[str, Any]) -> dict[str, bytes]:
         """Encode constants for the object's read-only globals, checked against BTF."""
@@ -172,7 +175,7 @@ class BpfObject:
             self._lib.bpf_map_lookup_elem(self._lib.bpf_map__fd(m), ctypes.byref(key), value),
             f"reading {section} of {self.spec.name}",
         )
-        offset, size, _type = self.spec.variables(section)[name]
+        offset, size = self.spec.variables(section)[name]
         return self.spec.layout(struct_name).decode(value.raw[offset:offset + size])
 
     def close(self) -> None:

@@ -68,7 +68,10 @@ OPTIONS: dict[str, Option] = {
 EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"))
 
 
-def add_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str], helps: dict[str, str] | None = None
+                ) -> None:
+    """Add the named options; helps replaces an option's help where a command
+    gives it a more precise meaning (-v: what more it shows)."""
     names = list(names)
     grouped: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for pair in EXCLUSIVE:
@@ -79,4 +82,5 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
     for name in names:
         option = OPTIONS[name]
         target: Any = grouped.get(name, parser)
-        target.add_argument(*option.flags, dest=option.dest, help=option.help, **option.kwargs)
+        text = (helps or {}).get(name, option.help)
+        target.add_argument(*option.flags, dest=option.dest, help=text, **option.kwargs)

@@ -1,14 +1,20 @@
-"""tracefs: found where it is mounted, or mounted where it belongs."""
+"""tracefs: found where it is mounted (or mounted where it belongs), its
+tracepoints listed, and their format files parsed. Layouts always come from
+the running kernel's format files, never from a table in our code."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fnmatch
 import os
+import re
+from dataclasses import dataclass, field
 
 from ._errors import EnvironmentProblem
 
-__all__ = ["tracefs_root", "event_dir", "find_event", "CANDIDATES"]
+__all__ = ["tracefs_root", "event_dir", "find_event", "list_events", "read_format", "parse_format",
+           "EventFormat", "FieldFormat", "CANDIDATES"]
 
 CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _root: str | None = None
@@ -50,3 +56,95 @@ def find_event(event: str) -> str | None:
         if os.path.isdir(os.path.join(events, category, event)):
             return f"{category}:{event}"
     return None
+
+
+def list_events(patterns: list[str] | None = None) -> list[str]:
+    """CATEGORY:EVENT names of the kernel's tracepoints matching any glob."""
+    events = os.path.join(tracefs_root(), "events")
+    names = []
+    for category in sorted(os.listdir(events)):
+        directory = os.path.join(events, category)
+        if not os.path.isdir(directory):
+            continue
+        for event in sorted(os.listdir(directory)):
+            name = f"{category}:{event}"
+            if os.path.isfile(os.path.join(directory, event, "format")) and (
+                not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+            ):
+                names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class FieldFormat:
+    """One field of a tracepoint's record, as its format file declares it."""
+
+    declaration: str  # as written, e.g. "const void * skaddr" or "__u8 saddr[4]"
+    name: str
+    offset: int
+    size: int
+    signed: bool
+
+    @property
+    def common(self) -> bool:
+        return self.name.startswith("common_")
+
+    @property
+    def data_loc(self) -> bool:
+        """A variable-length field: the record holds its offset and length."""
+        return self.declaration.startswith("__data_loc")
+
+
+@dataclass(frozen=True)
+class EventFormat:
+    name: str  # CATEGORY:EVENT
+    id: int
+    fields: tuple[FieldFormat, ...]
+    print_fmt: str
+    # field name -> {value: symbol}, from __print_symbolic() and __print_flags();
+    # a value is a name where the kernel did not export its enum to tracefs
+    symbols: dict[str, dict[int | str, str]] = field(default_factory=dict)
+
+
+_FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+                    r"\s*signed:(?P<signed>\d+);")
+_TABLE = re.compile(r"__print_(?:symbolic|flags)\(\s*REC->(\w+)\s*,(?:\s*\"[^\"]*\"\s*,)?")
+# { 1, "TCP_ESTABLISHED" } or, where the kernel did not export the enum, { TCP_ESTABLISHED, "..." }
+_ENTRY = re.compile(r"\s*,?\s*\{\s*(-?(?:0x[0-9a-fA-F]+|\d+)|\w+)U?L*\s*,\s*\"([^\"]*)\"\s*\}")
+
+
+def _field_name(declaration: str) -> str:
+    return re.sub(r"\[.*\]$", "", declaration).split()[-1].lstrip("*")
+
+
+def parse_format(category: str, text: str) -> EventFormat:
+    """A format file's text (events/CATEGORY/EVENT/format) as an EventFormat."""
+    name = re.search(r"^name: (\S+)", text, re.M)
+    ident = re.search(r"^ID: (\d+)", text, re.M)
+    if not name or not ident:
+        raise ValueError("not a tracepoint format file")
+    fields = tuple(
+        FieldFormat(m["decl"].strip(), _field_name(m["decl"].strip()), int(m["offset"]), int(m["size"]),
+                    m["signed"] == "1")
+        for m in _FIELD.finditer(text)
+    )
+    print_fmt = text.split("print fmt: ", 1)[1].strip() if "print fmt: " in text else ""
+    symbols: dict[str, dict[int | str, str]] = {}
+    for table in _TABLE.finditer(print_fmt):
+        entries = symbols.setdefault(table[1], {})
+        pos = table.end()
+        while entry := _ENTRY.match(print_fmt, pos):
+            value = entry[1]
+            entries[int(value, 0) if value.lstrip("-")[:1].isdigit() else value] = entry[2]
+            pos = entry.end()
+    return EventFormat(f"{category}:{name[1]}", int(ident[1]), fields, print_fmt, symbols)
+
+
+def read_format(event: str) -> EventFormat:
+    """The running kernel's format of CATEGORY:EVENT."""
+    category, _, name = event.partition(":")
+    try:
+        with open(os.path.join(event_dir(category, name), "format")) as f:
+            return parse_format(category, f.read())
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"this kernel has no tracepoint {event!r}") from None

@@ -11,7 +11,7 @@ from . import __version__
 from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
 from ._options import add_options
 from ._tool import run
-from .tools import TOOLS
+from .tools import TOOLS, tplist
 
 __all__ = ["main"]
 
@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_options(sub, tool.options)
+    sub = tools.add_parser("tplist", help=tplist.SUMMARY, description=tplist.DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(sub, ["verbose", "json"], {"verbose": "show fields (-vv: offsets, sizes, symbolic values)",
+                                           "json": "JSON lines, one object per tracepoint, with its fields"})
+    tplist.add_arguments(sub)
     return parser
 
 
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose < 2:
         logging.getLogger("tcpscope.libbpf").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
+        if args.tool == "tplist":
+            return tplist.run(args, sys.stdout, sys.stderr)
         return run(TOOLS[args.tool], args)
     except TcpscopeError as exc:
         print(f"tcpscope {args.tool}: {exc}", file=sys.stderr)

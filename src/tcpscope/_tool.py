@@ -156,7 +156,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         counters = obj.read_global(".bss", "counters", "counters")
     notes = tool.exit_notes(counters)
     if counters.lost:
-        notes.insert(0, f"WARNING: {counters.lost} events were lost: the ring buffers were full")
+        notes.insert(0, f"WARNING: {counters.lost} events were lost: no room in the ring buffers")
     if counters.storage_failed:
         notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
                      "no memory for per-socket state")
@@ -199,7 +199,7 @@ def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
         if tool.args.verbose:
             lost = obj.read_global(".bss", "counters", "counters").lost
             if lost > lost_seen:
-                log.warning("%d events lost so far: the ring buffers were full", lost)
+                log.warning("%d events lost so far: no room in the ring buffers", lost)
                 lost_seen = lost
         if last:
             return

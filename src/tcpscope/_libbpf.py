@@ -49,6 +49,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__set_autoload": (ctypes.c_int, [_vp, ctypes.c_bool]),
     "bpf_program__attach": (_vp, [_vp]),
     "bpf_link__destroy": (ctypes.c_int, [_vp]),
+    "bpf_map_create": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
+                                      ctypes.c_uint32, _vp]),
+    "bpf_prog_load": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                     ctypes.c_size_t, _vp]),
 }
 
 

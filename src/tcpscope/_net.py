@@ -8,7 +8,8 @@ import socket
 
 from ._errors import UsageError
 
-__all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_netns", "parse_seconds", "port_bitmap"]
+__all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
+           "port_bitmap"]
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -70,6 +71,12 @@ def port_bitmap(ports: frozenset[int]) -> bytes:
 def parse_pid(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"{text!r} is not a process ID")
+    return int(text)
+
+
+def parse_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{text!r} is not a positive whole number")
     return int(text)
 
 

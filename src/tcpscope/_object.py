@@ -7,7 +7,11 @@ root); BpfObject is the privileged part. Each step raises its own error.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import fcntl
 import os
+import platform
+import struct
 from importlib import resources
 from typing import Any
 
@@ -17,7 +21,7 @@ from ._libbpf import libbpf
 from ._ringbuf import RingBuffer
 from ._tracefs import find_event
 
-__all__ = ["ObjectSpec", "BpfObject", "KERNEL_BTF"]
+__all__ = ["ObjectSpec", "BpfObject", "RawMap", "RawTracepointProgram", "KERNEL_BTF"]
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 
@@ -199,3 +203,77 @@ def _verifier_summary(lines: Any) -> str:
     return ""
 
 
+
+
+class RawMap:
+    """A map made without an object file (for programs built at run time)."""
+
+    RINGBUF, ARRAY = 27, 2
+
+    def __init__(self, kind: int, name: str, key_size: int, value_size: int, max_entries: int) -> None:
+        lib = libbpf()
+        self.fd = lib.check(lib.bpf_map_create(kind, name.encode(), key_size, value_size, max_entries, None),
+                            f"creating map {name}")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}
+_PERF_TYPE_TRACEPOINT = 2
+_PERF_FLAG_FD_CLOEXEC = 8
+_PERF_EVENT_IOC_ENABLE = 0x2400
+_PERF_EVENT_IOC_SET_BPF = 0x40042408
+_PROG_TYPE_TRACEPOINT = 5
+
+
+def _online_cpus() -> list[int]:
+    with open("/sys/devices/system/cpu/online") as f:
+        cpus: list[int] = []
+        for part in f.read().strip().split(","):
+            first, _, last = part.partition("-")
+            cpus.extend(range(int(first), int(last or first) + 1))
+        return cpus
+
+
+class RawTracepointProgram:
+    """Instructions built at run time, loaded as a classic tracepoint program
+    (its context is the tracepoint's record) and attached."""
+
+    def __init__(self, name: str, tracepoint_id: int, instructions: bytes) -> None:
+        lib = libbpf()
+        self._perf_fds: list[int] = []
+        self.fd = lib.bpf_prog_load(_PROG_TYPE_TRACEPOINT, name.encode()[:15], b"GPL", instructions,
+                                    len(instructions) // 8, None)
+        if self.fd < 0:
+            raise KernelRefused(f"the kernel refused the program for {name}: {os.strerror(-self.fd)}")
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        attr = bytearray(128)
+        struct.pack_into("<IIQQ", attr, 0, _PERF_TYPE_TRACEPOINT, len(attr), tracepoint_id, 1)
+        buf = ctypes.create_string_buffer(bytes(attr), len(attr))
+        # One perf event, on one CPU, is enough: the program is attached to the
+        # tracepoint itself and runs wherever it fires (as libbpf does it).
+        try:
+            pfd = libc.syscall(_PERF_EVENT_OPEN[platform.machine()], buf, -1, _online_cpus()[0], -1,
+                               _PERF_FLAG_FD_CLOEXEC)
+            if pfd < 0:
+                raise KernelRefused(f"opening tracepoint {name} failed: {os.strerror(ctypes.get_errno())}")
+            self._perf_fds.append(pfd)
+            fcntl.ioctl(pfd, _PERF_EVENT_IOC_SET_BPF, self.fd)
+            fcntl.ioctl(pfd, _PERF_EVENT_IOC_ENABLE, 0)
+        except OSError as exc:
+            self.close()
+            raise KernelRefused(f"attaching to tracepoint {name} failed: {exc.strerror}") from None
+        except KernelRefused:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for pfd in self._perf_fds:
+            os.close(pfd)
+        self._perf_fds.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import UsageError
-from ._net import parse_netns, parse_pid, parse_ports, parse_seconds
+from ._net import parse_count, parse_netns, parse_pid, parse_ports, parse_seconds
 
 __all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options"]
 
@@ -59,6 +59,8 @@ OPTIONS: dict[str, Option] = {
                {"type": _checked(parse_netns), "metavar": "NETNS"}),
         Option(("-d", "--duration"), "duration", "stop after SECONDS",
                {"type": _checked(parse_seconds), "metavar": "SECONDS"}),
+        Option(("-M", "--max-events"), "max_events", "stop after N events",
+               {"type": _checked(parse_count), "metavar": "N"}),
         Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",
                {"action": "count", "default": 0}),
     )

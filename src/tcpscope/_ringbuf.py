@@ -72,6 +72,23 @@ class RingBuffer:
         _U64.pack_into(self._consumer, 0, cons)
         return out
 
+    def drain_raw(self, limit: int = 1 << 30) -> list[bytes]:
+        """Committed records of any size, as bytes (for records without a layout)."""
+        data, page, mask = self._data, self._page, self._mask
+        cons = _U64.unpack_from(self._consumer, 0)[0]
+        prod = _U64.unpack_from(data, 0)[0]
+        out = []
+        while cons < prod and len(out) < limit:
+            pos = page + (cons & mask)
+            length = _U32.unpack_from(data, pos)[0]
+            if length & _BUSY:
+                break
+            if not length & _DISCARD:
+                out.append(data[pos + _HEADER:pos + _HEADER + length])
+            cons += (length & ~_DISCARD) + _HEADER + 7 & ~7
+        _U64.pack_into(self._consumer, 0, cons)
+        return out
+
     def close(self) -> None:
         self._poll.close()
         self._consumer.close()

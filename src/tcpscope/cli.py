@@ -11,7 +11,7 @@ from . import __version__
 from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
 from ._options import add_options
 from ._tool import run
-from .tools import TOOLS, tplist
+from .tools import TOOLS, tplist, trace
 
 __all__ = ["main"]
 
@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(sub, ["verbose", "json"], {"verbose": "show fields (-vv: offsets, sizes, symbolic values)",
                                            "json": "JSON lines, one object per tracepoint, with its fields"})
     tplist.add_arguments(sub)
+    sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(sub, ["pid", "time", "timestamp", "json", "max_events", "duration", "verbose"],
+                {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
+                 "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
+                 "verbose": "show libbpf's log"})
+    trace.add_arguments(sub)
     return parser
 
 
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.tool == "tplist":
             return tplist.run(args, sys.stdout, sys.stderr)
+        if args.tool == "trace":
+            return trace.run(args, sys.stdout, sys.stderr)
         return run(TOOLS[args.tool], args)
     except TcpscopeError as exc:
         print(f"tcpscope {args.tool}: {exc}", file=sys.stderr)

@@ -1,0 +1,550 @@
+"""tcpscope trace: print any tracepoint's fields with a printf-style format (bcc's trace).
+
+Each probe becomes a small classic tracepoint program built at run time from
+the running kernel's format file: the filter, compiled to BPF instructions,
+then a copy of the record into a ring buffer. No compiler, no kernel headers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import re
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .._bpfasm import JUMPS, R0, R1, R2, R3, R6, R7, R10, SIGNED_JUMPS, Asm
+from .._errors import UsageError
+from .._libbpf import libbpf
+from .._object import RawMap, RawTracepointProgram
+from .._ringbuf import RingBuffer
+from .._tool import POLL_SECONDS, _Stop, require_privileges
+from .._tracefs import EventFormat, FieldFormat, read_format
+
+__all__ = ["SUMMARY", "DESCRIPTION", "Probe", "parse_probe", "parse_filter", "compile_program", "run"]
+
+SUMMARY = "print any tracepoint's fields, with an in-kernel filter and a format (trace)"
+DESCRIPTION = """\
+Print events of any tracepoint (bcc's trace), e.g.
+
+  tcpscope trace 't:sock:inet_sock_set_state "%llx: %d -> %d", args->skaddr,
+                  args->oldstate, args->newstate'
+
+PROBE is t:CATEGORY:EVENT, then an optional filter in parentheses, evaluated in
+the kernel (args->FIELD compared with numbers: == != < <= > >=, &&, ||, !, and
+args->FIELD & MASK), then an optional "FORMAT" and its arguments (args->FIELD).
+Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and the C length
+modifiers (%llx, %hu, ...). %s prints a field as the kernel's print format
+would: a string, an address (IPv4, IPv6, sockaddr), or the symbolic name of a
+value (TCP states, drop reasons). With no format, every field is printed.
+Fields and their layout come from the running kernel (see 'tcpscope tplist -v').
+PID/TID/COMM are the task on-CPU when the tracepoint fired. This kernel has no
+kprobes: p:, r: and u: probes are not available; use tracepoints."""
+
+HEADER = struct.Struct("<QQ16sI4x")  # time, pid_tgid, comm, probe index (see compile_program)
+DYNAMIC_BYTES = 256  # copied past the fixed fields, for __data_loc strings
+RING_BYTES = 8 << 20
+
+_CONVERSION = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<prec>\d+))?(?P<len>hh|h|ll|l|z|j|t)?"
+                         r"(?P<conv>[diouxXcsp%])")
+_TOKEN = re.compile(r"\s*(?:(args->\w+)|(0x[0-9a-fA-F]+|\d+)|(==|!=|<=|>=|&&|\|\||[<>!&()]))")
+
+
+# --- probes -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    field: FieldFormat
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int
+
+
+Term = Field | Const
+
+
+@dataclass(frozen=True)
+class Compare:
+    left: Term
+    op: str  # == != < <= > >= or & (bit test)
+    right: Term
+
+
+@dataclass(frozen=True)
+class Not:
+    node: Node
+
+
+@dataclass(frozen=True)
+class All:
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Any_:
+    nodes: tuple[Node, ...]
+
+
+Node = Compare | Not | All | Any_
+
+
+@dataclass(frozen=True)
+class Probe:
+    text: str
+    event: EventFormat
+    filter: Node | None
+    format: str | None  # Python %-format, converted from the C one
+    conversions: tuple[str, ...]  # the C conversion letter of each argument
+    args: tuple[FieldFormat, ...]
+
+
+def _field(event: EventFormat, name: str, text: str) -> FieldFormat:
+    for f in event.fields:
+        if f.name == name and not f.common:
+            return f
+    names = ", ".join(f.name for f in event.fields if not f.common)
+    raise UsageError(f"{event.name} has no field {name!r} in {text!r} (its fields: {names})")
+
+
+def _scalar(f: FieldFormat, event: EventFormat) -> FieldFormat:
+    if f.data_loc or "[" in f.declaration or f.size not in (1, 2, 4, 8):
+        raise UsageError(f"field {f.name!r} of {event.name} is not a number: a filter cannot compare it")
+    return f
+
+
+def parse_filter(text: str, event: EventFormat) -> Node:
+    """A C-like condition on args->FIELD as a tree (see DESCRIPTION)."""
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise UsageError(f"cannot read the filter {text!r} at {text[pos:].strip()!r}")
+        tokens.append(m.group(m.lastindex or 0))
+        pos = m.end()
+    at = 0
+
+    def peek() -> str | None:
+        return tokens[at] if at < len(tokens) else None
+
+    def take(expected: str | None = None) -> str:
+        nonlocal at
+        token = peek()
+        if token is None or (expected and token != expected):
+            raise UsageError(f"filter {text!r}: expected {expected or 'more'} "
+                             f"{'at ' + repr(token) if token else 'at the end'}")
+        at += 1
+        return token
+
+    def term() -> Term:
+        token = take()
+        if token.startswith("args->"):
+            return Field(_scalar(_field(event, token[6:], text), event))
+        if token[0].isdigit():
+            return Const(int(token, 0))
+        raise UsageError(f"filter {text!r}: expected args->FIELD or a number at {token!r}")
+
+    def primary() -> Node:
+        if peek() == "(":
+            take("(")
+            node = disjunction()
+            take(")")
+            return node
+        left = term()
+        op = peek()
+        if op in ("==", "!=", "<", "<=", ">", ">=", "&"):
+            take()
+            return Compare(left, op, term())
+        return Compare(left, "!=", Const(0))
+
+    def negation() -> Node:
+        if peek() == "!":
+            take("!")
+            return Not(negation())
+        return primary()
+
+    def conjunction() -> Node:
+        nodes = [negation()]
+        while peek() == "&&":
+            take("&&")
+            nodes.append(negation())
+        return nodes[0] if len(nodes) == 1 else All(tuple(nodes))
+
+    def disjunction() -> Node:
+        nodes = [conjunction()]
+        while peek() == "||":
+            take("||")
+            nodes.append(conjunction())
+        return nodes[0] if len(nodes) == 1 else Any_(tuple(nodes))
+
+    node = disjunction()
+    if peek() is not None:
+        raise UsageError(f"filter {text!r}: unexpected {peek()!r}")
+    return node
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the parenthesis closing the one at start (quotes skipped)."""
+    depth = 0
+    quoted = False
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == '"' and text[i - 1] != "\\":
+            quoted = not quoted
+        elif not quoted and c == "(":
+            depth += 1
+        elif not quoted and c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise UsageError(f"unbalanced parentheses in {text!r}")
+
+
+def _c_string(text: str, start: int) -> tuple[str, int]:
+    """The C string literal starting at text[start] (a quote) and the index after it."""
+    out, i = [], start + 1
+    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(escapes.get(text[i + 1], "\\" + text[i + 1]))
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise UsageError(f"unterminated format string in {text!r}")
+
+
+def _python_format(c_format: str, text: str, nargs: int) -> tuple[str, tuple[str, ...]]:
+    conversions: list[str] = []
+
+    def convert(m: re.Match[str]) -> str:
+        conv = m["conv"]
+        if conv == "%":
+            return "%%"
+        conversions.append(conv)
+        precision = f".{m['prec']}" if m["prec"] else ""
+        target = {"d": "d", "i": "d", "u": "d", "o": "o", "x": "x", "X": "X"}.get(conv, "s")
+        return f"%{m['flags']}{m['width']}{precision}{target}"
+
+    python = _CONVERSION.sub(convert, c_format.replace("%%", "\0")).replace("\0", "%%")
+    if "%" in _CONVERSION.sub("", c_format.replace("%%", "")):
+        raise UsageError(f"format {c_format!r} in {text!r} has a conversion tcpscope cannot print")
+    if len(conversions) != nargs:
+        raise UsageError(f"format {c_format!r} has {len(conversions)} conversions but {nargs} arguments "
+                         f"in {text!r}")
+    return python, tuple(conversions)
+
+
+def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) -> Probe:
+    """t:CATEGORY:EVENT [(FILTER)] ["FORMAT"[, args->FIELD...]]"""
+    head = re.match(r"\s*(\w*):", text)
+    if head and head[1] in ("p", "r", "u", "k", "kprobe", "kretprobe", "uprobe", "uretprobe"):
+        raise UsageError(f"{text!r}: this kernel has no kprobes or uprobes (and tcpscope uses none); "
+                         "use a tracepoint, t:CATEGORY:EVENT ('tcpscope tplist' lists them)")
+    m = re.match(r"\s*t:([\w-]+):([\w-]+)", text)
+    if not m:
+        raise UsageError(f"{text!r} is not a probe: write t:CATEGORY:EVENT, e.g. t:sock:inet_sock_set_state")
+    event = formats(f"{m[1]}:{m[2]}")
+    rest, pos = text, m.end()
+    node = None
+    while pos < len(rest) and rest[pos].isspace():
+        pos += 1
+    if pos < len(rest) and rest[pos] == "(":
+        end = _closing(rest, pos)
+        node = parse_filter(rest[pos + 1:end], event)
+        pos = end + 1
+    c_format, args = None, ()
+    tail = rest[pos:].strip()
+    if tail.startswith('"'):
+        c_format, after = _c_string(tail, 0)
+        tail = tail[after:].strip()
+        names = [a.strip() for a in tail.split(",")[1:]] if tail.startswith(",") else []
+        if tail and not tail.startswith(","):
+            raise UsageError(f"unexpected {tail!r} after the format in {text!r}")
+        for name in names:
+            if not re.fullmatch(r"args->\w+", name):
+                raise UsageError(f"argument {name!r} in {text!r} is not args->FIELD")
+        args = tuple(_field(event, name[6:], text) for name in names)
+    elif tail:
+        raise UsageError(f"unexpected {tail!r} in {text!r}: a format is a quoted string")
+    python, conversions = _python_format(c_format, text, len(args)) if c_format is not None else (None, ())
+    return Probe(text, event, node, python, conversions, args)
+
+
+# --- the kernel program -------------------------------------------------------------------------
+
+def _record_bytes(event: EventFormat) -> int:
+    fixed = max((f.offset + f.size for f in event.fields), default=8)
+    return fixed + (DYNAMIC_BYTES if any(f.data_loc for f in event.fields) else 0)
+
+
+def _load_term(asm: Asm, reg: int, term: Term) -> None:
+    if isinstance(term, Field):
+        asm.load(reg, R6, term.field.offset, term.field.size, term.field.signed)
+    else:
+        asm.ld_imm64(reg, term.value)
+
+
+_MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<=", "&": "&"}
+
+
+def _compile(asm: Asm, node: Node, true: str, false: str, labels: list[int]) -> None:
+    def fresh() -> str:
+        labels[0] += 1
+        return f"L{labels[0]}"
+
+    if isinstance(node, Not):
+        _compile(asm, node.node, false, true, labels)
+    elif isinstance(node, (All, Any_)):
+        for item in node.nodes[:-1]:
+            nxt = fresh()
+            if isinstance(node, All):
+                _compile(asm, item, nxt, false, labels)
+            else:
+                _compile(asm, item, true, nxt, labels)
+            asm.label(nxt)
+        _compile(asm, node.nodes[-1], true, false, labels)
+    else:
+        left, op, right = node.left, node.op, node.right
+        if isinstance(left, Const):
+            left, right, op = right, left, _MIRROR[op]
+        signed = any(isinstance(t, Field) and t.field.signed for t in (left, right))
+        jumps = SIGNED_JUMPS if signed else JUMPS
+        _load_term(asm, R1, left)
+        if isinstance(right, Const) and -(1 << 31) <= right.value < (1 << 31):
+            asm.jump(true, jumps[op], R1, imm=right.value)
+        else:
+            _load_term(asm, R2, right)
+            asm.jump(true, jumps[op], R1, src=R2)
+        asm.jump(false)
+
+
+def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: int | None) -> bytes:
+    """Filter, then copy the record behind a header (HEADER) into the ring buffer."""
+    asm = Asm()
+    asm.mov(R6, R1)  # the tracepoint's record
+    if pid:
+        asm.call("get_current_pid_tgid")
+        asm.rsh_imm(R0, 32)
+        asm.jump("out", JUMPS["!="], R0, imm=pid)
+    if probe.filter is not None:
+        _compile(asm, probe.filter, "pass", "out", [0])
+    asm.label("pass")
+    size = _record_bytes(probe.event)
+    asm.ld_map(R1, ring_fd)
+    asm.mov_imm(R2, HEADER.size + size)
+    asm.mov_imm(R3, 0)
+    asm.call("ringbuf_reserve")
+    asm.jump("lost", JUMPS["=="], R0, imm=0)
+    asm.mov(R7, R0)
+    asm.call("ktime_get_ns")
+    asm.store(R7, 0, R0)
+    asm.call("get_current_pid_tgid")
+    asm.store(R7, 8, R0)
+    asm.mov(R1, R7)
+    asm.add_imm(R1, 16)
+    asm.mov_imm(R2, 16)
+    asm.call("get_current_comm")
+    asm.store_imm(R7, 32, index)
+    asm.mov(R1, R7)
+    asm.add_imm(R1, HEADER.size)
+    asm.mov_imm(R2, size)
+    asm.mov(R3, R6)
+    asm.call("probe_read_kernel")
+    asm.mov(R1, R7)
+    asm.mov_imm(R2, 0)
+    asm.call("ringbuf_submit")
+    asm.jump("out")
+    asm.label("lost")  # count it: lost[0] += 1
+    asm.store_imm(R10, -4, 0)
+    asm.ld_map(R1, lost_fd)
+    asm.mov(R2, R10)
+    asm.add_imm(R2, -4)
+    asm.call("map_lookup_elem")
+    asm.jump("out", JUMPS["=="], R0, imm=0)
+    asm.mov_imm(R1, 1)
+    asm.atomic_add(R0, R1)
+    asm.label("out")
+    asm.mov_imm(R0, 0)
+    asm.exit()
+    return asm.assemble()
+
+
+# --- values as the kernel would print them -------------------------------------------------------
+
+_INTS = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", (4, False): "I", (4, True): "i",
+         (8, False): "Q", (8, True): "q"}
+
+
+def field_value(f: FieldFormat, record: bytes) -> Any:
+    """A field's raw value: an int, bytes for an array, str for a __data_loc string."""
+    if f.data_loc:
+        loc = struct.unpack_from("<I", record, f.offset)[0]
+        start, length = loc & 0xFFFF, loc >> 16
+        return record[start:start + length].split(b"\0", 1)[0].decode("utf-8", "replace")
+    if "[" in f.declaration or (f.size, f.signed) not in _INTS:
+        return record[f.offset:f.offset + f.size]
+    return struct.unpack_from("<" + _INTS[(f.size, f.signed)], record, f.offset)[0]
+
+
+def _address(raw: bytes) -> str:
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw)
+    if len(raw) == 16:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    if len(raw) == 28:  # a struct sockaddr_in6-sized blob holding either family
+        family, port = struct.unpack_from("<HH", raw)
+        port = socket.ntohs(port)
+        if family == socket.AF_INET:
+            return f"{socket.inet_ntop(socket.AF_INET, raw[4:8])}:{port}"
+        if family == socket.AF_INET6:
+            return f"[{socket.inet_ntop(socket.AF_INET6, raw[8:24])}]:{port}"
+    return raw.hex()
+
+
+def field_text(f: FieldFormat, value: Any, event: EventFormat) -> str:
+    """A field as the kernel's print format shows it: symbols, addresses, strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        if f.declaration.startswith("char"):
+            return value.split(b"\0", 1)[0].decode("utf-8", "replace")
+        return _address(value)
+    symbols = event.symbols.get(f.name)
+    if symbols and value in symbols:
+        return symbols[value]
+    if "*" in f.declaration:
+        return f"{value & (1 << 64) - 1:x}"  # an address, in hex (the kernel hashes %p)
+    return str(value)
+
+
+def _argument(conv: str, f: FieldFormat, value: Any, event: EventFormat) -> Any:
+    if conv == "s":
+        return field_text(f, value, event)
+    if isinstance(value, (bytes, str)):
+        return field_text(f, value, event)
+    if conv == "c":
+        return chr(value & 0xFF)
+    if conv == "p":
+        return f"0x{value & (1 << 64) - 1:x}"
+    if conv in "uxXo" and value < 0:
+        return value & (1 << 8 * f.size) - 1
+    return value
+
+
+def message(probe: Probe, record: bytes) -> str:
+    event = probe.event
+    if probe.format is None:
+        return " ".join(f"{f.name}={field_text(f, field_value(f, record), event)}"
+                        for f in event.fields if not f.common)
+    values = tuple(_argument(conv, f, field_value(f, record), event)
+                   for conv, f in zip(probe.conversions, probe.args))
+    return probe.format % values
+
+
+# --- the command --------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("probes", nargs="+", metavar="PROBE",
+                        help='t:CATEGORY:EVENT [(FILTER)] ["FORMAT", args->FIELD...]')
+
+
+def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    probes = [parse_probe(text) for text in args.probes]
+    require_privileges()
+    ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, RING_BYTES)
+    lost = RawMap(RawMap.ARRAY, "trace_lost", 4, 8, 1)
+    programs: list[RawTracepointProgram] = []
+    reader = None
+    try:
+        for index, probe in enumerate(probes):
+            code = compile_program(probe, index, ring.fd, lost.fd, args.pid)
+            programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
+        reader = RingBuffer(ring.fd, RING_BYTES)
+        with _Stop() as stop:
+            _print_events(args, probes, reader, stop, out, err)
+    finally:
+        for program in programs:
+            program.close()
+        if reader is not None:
+            reader.close()
+        count = _lost(lost.fd)
+        ring.close()
+        lost.close()
+    if count:
+        print(f"WARNING: {count} events were lost: no room in the ring buffer", file=err)
+    return 0
+
+
+def _lost(fd: int) -> int:
+    key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
+    libbpf().bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value))
+    return value.value
+
+
+def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuffer, stop: _Stop,
+                  out: IO[str], err: IO[str]) -> None:
+    offset = time.time_ns() - time.monotonic_ns()
+    start = time.monotonic_ns()
+    print(f"Tracing {len(probes)} tracepoint{'s' if len(probes) > 1 else ''}. Ctrl-C to end.", file=err,
+          flush=True)
+    if not args.json:
+        prefix = "TIME      " if args.timestamp or args.time else ""
+        out.write(f"{prefix}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<16} -\n")
+        out.flush()
+    deadline = time.monotonic() + args.duration if args.duration else float("inf")
+    printed = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        last = stop.requested or remaining <= 0
+        if not last:
+            reader.wait(min(POLL_SECONDS, remaining))
+        lines = []
+        for record in reader.drain_raw():
+            ts, pid_tgid, comm, index = HEADER.unpack_from(record)
+            probe = probes[index]
+            body = record[HEADER.size:]
+            text = message(probe, body)
+            name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+            event = probe.event.name.split(":")[1]
+            if args.json:
+                fields = {f.name: _json_value(f, field_value(f, body), probe.event)
+                          for f in probe.event.fields if not f.common}
+                record_json = {"time": round((ts + offset) / 1e9, 6), "pid": pid_tgid >> 32,
+                               "tid": pid_tgid & 0xFFFFFFFF, "comm": name, "probe": probe.event.name,
+                               "fields": fields, "message": text}
+                lines.append(json.dumps(record_json) + "\n")
+            else:
+                stamp = ""
+                if args.time:
+                    stamp = time.strftime("%H:%M:%S", time.localtime((ts + offset) / 1e9)) + "  "
+                elif args.timestamp:
+                    stamp = f"{(ts - start) / 1e9:<9.6f} "
+                lines.append(f"{stamp}{pid_tgid >> 32:<7} {pid_tgid & 0xFFFFFFFF:<7} {name:<15.15} "
+                             f"{event:<16} {text}\n")
+            printed += 1
+            if args.max_events and printed >= args.max_events:
+                last = True
+                break
+        if lines:
+            out.write("".join(lines))
+            out.flush()
+        if last:
+            return
+
+
+def _json_value(f: FieldFormat, value: Any, event: EventFormat) -> Any:
+    if isinstance(value, int) and "*" not in f.declaration:
+        return value
+    return field_text(f, value, event)
+

@@ -1,0 +1,74 @@
+"""tcpscope trace on real traffic, compared with tcpscope states and with itself unfiltered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tcpscope._tracefs import read_format
+from tests.live.conftest import Netns, Server, Tracer, run_client
+
+
+def test_seed_example_matches_states(netns: Netns) -> None:
+    srv = Server(netns, expect=10, reply=10, close="second")
+    port = srv.port
+    scope = f"(args->sport == {port} || args->dport == {port})"
+    trace = Tracer("trace", f't:sock:inet_sock_set_state {scope} "%llx: %d -> %d", args->skaddr, '
+                   "args->oldstate, args->newstate")
+    states = Tracer("states", "-j", "-N", netns.path)
+    run_client(netns, port=port, send=10, expect=10)
+    srv.wait()
+    out, err, rc = trace.stop()
+    rows, _ = states.stop_json()
+    assert rc == 0 and "lost" not in err
+    header, *lines = out.splitlines()
+    assert header.split() == ["PID", "TID", "COMM", "FUNC", "-"]
+    got = [line.split(None, 4)[4] for line in lines]
+    assert all(line.split()[3] == "inet_sock_set_state" for line in lines)
+    number = {name.removeprefix("TCP_"): value
+              for value, name in read_format("sock:inet_sock_set_state").symbols["newstate"].items()}
+    expected = [f"{r['skaddr']}: {number[r['oldstate']]} -> {number[r['newstate']]}" for r in rows]
+    assert got == expected
+    assert len(got) == 11  # client 5, server 5, the listener's close (it listened before tracing)
+
+
+def test_filter_in_the_kernel_passes_exactly_the_matching_segments(netns: Netns) -> None:
+    """Two probes on tcp:tcp_probe, one filtered in the kernel, one not: the filtered
+    one must print exactly the unfiltered events that match, in order."""
+    srv = Server(netns, expect=10, reply=3_000_000)
+    port = srv.port
+    trace = Tracer("trace",
+                   f't:tcp:tcp_probe (args->dport == {port} && args->data_len >= 1000) "A %u %u", '
+                   "args->snd_una, args->data_len",
+                   't:tcp:tcp_probe "B %u %u %u", args->dport, args->snd_una, args->data_len')
+    run_client(netns, port=port, send=10, expect=3_000_000)
+    srv.wait()
+    out, err, rc = trace.stop()
+    assert rc == 0 and "lost" not in err
+    messages = [line.split(None, 4)[4] for line in out.splitlines()[1:]]
+    filtered = [m[2:] for m in messages if m.startswith("A ")]
+    unfiltered = []
+    for m in messages:
+        if m.startswith("B "):
+            dport, una, length = (int(x) for x in m[2:].split())
+            if dport == port and length >= 1000:
+                unfiltered.append(f"{una} {length}")
+    assert filtered == unfiltered and len(filtered) > 10
+
+
+def test_max_events_and_json(netns: Netns) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "tcpscope", "trace", "-j", "-M", "2",
+                             "t:sock:inet_sock_set_state (args->dport == 9)"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("Tracing 1 tracepoint")
+    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
+    probe = netns.popen([sys.executable, "-c", connect])
+    probe.wait(timeout=10)
+    out, _ = proc.communicate(timeout=10)
+    events = [json.loads(line) for line in out.splitlines()]
+    assert proc.returncode == 0 and len(events) == 2
+    assert [(e["fields"]["oldstate"], e["fields"]["newstate"]) for e in events] == [(7, 2), (2, 7)]
+    assert {e["pid"] for e in events} == {probe.pid} and events[0]["fields"]["daddr"] == "127.0.0.1"
+    assert events[0]["message"].startswith("skaddr=")

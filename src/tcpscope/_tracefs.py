@@ -17,6 +17,8 @@ __all__ = ["tracefs_root", "event_dir", "find_event", "list_events", "read_forma
            "EventFormat", "FieldFormat", "CANDIDATES"]
 
 CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+# events/ftrace/ describes ftrace's own ring buffer entries: not tracepoints, perf and BPF cannot use them
+FTRACE = "ftrace"
 _root: str | None = None
 
 
@@ -64,7 +66,7 @@ def list_events(patterns: list[str] | None = None) -> list[str]:
     names = []
     for category in sorted(os.listdir(events)):
         directory = os.path.join(events, category)
-        if not os.path.isdir(directory):
+        if not os.path.isdir(directory) or category == FTRACE:
             continue
         for event in sorted(os.listdir(directory)):
             name = f"{category}:{event}"
@@ -110,7 +112,7 @@ _FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?
                     r"\s*signed:(?P<signed>\d+);")
 _TABLE = re.compile(r"__print_(?:symbolic|flags)\(\s*REC->(\w+)\s*,(?:\s*\"[^\"]*\"\s*,)?")
 # { 1, "TCP_ESTABLISHED" } or, where the kernel did not export the enum, { TCP_ESTABLISHED, "..." }
-_ENTRY = re.compile(r"\s*,?\s*\{\s*(-?(?:0x[0-9a-fA-F]+|\d+)|\w+)U?L*\s*,\s*\"([^\"]*)\"\s*\}")
+_ENTRY = re.compile(r"\s*,?\s*\{\s*(?:(-?(?:0x[0-9a-fA-F]+|\d+))[uUlL]*|(\w+))\s*,\s*\"([^\"]*)\"\s*\}")
 
 
 def _field_name(declaration: str) -> str:
@@ -134,8 +136,7 @@ def parse_format(category: str, text: str) -> EventFormat:
         entries = symbols.setdefault(table[1], {})
         pos = table.end()
         while entry := _ENTRY.match(print_fmt, pos):
-            value = entry[1]
-            entries[int(value, 0) if value.lstrip("-")[:1].isdigit() else value] = entry[2]
+            entries[int(entry[1], 0) if entry[1] else entry[2]] = entry[3]
             pos = entry.end()
     return EventFormat(f"{category}:{name[1]}", int(ident[1]), fields, print_fmt, symbols)
 
@@ -143,6 +144,8 @@ def parse_format(category: str, text: str) -> EventFormat:
 def read_format(event: str) -> EventFormat:
     """The running kernel's format of CATEGORY:EVENT."""
     category, _, name = event.partition(":")
+    if category == FTRACE:
+        raise EnvironmentProblem(f"{event} is one of ftrace's own record formats, not a tracepoint")
     try:
         with open(os.path.join(event_dir(category, name), "format")) as f:
             return parse_format(category, f.read())

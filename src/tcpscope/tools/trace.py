@@ -283,7 +283,7 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
 
 # --- the kernel program -------------------------------------------------------------------------
 
-def _record_bytes(event: EventFormat) -> int:
+def record_bytes(event: EventFormat) -> int:
     fixed = max((f.offset + f.size for f in event.fields), default=8)
     return fixed + (DYNAMIC_BYTES if any(f.data_loc for f in event.fields) else 0)
 
@@ -340,7 +340,7 @@ def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: i
     if probe.filter is not None:
         _compile(asm, probe.filter, "pass", "out", [0])
     asm.label("pass")
-    size = _record_bytes(probe.event)
+    size = record_bytes(probe.event)
     asm.ld_map(R1, ring_fd)
     asm.mov_imm(R2, HEADER.size + size)
     asm.mov_imm(R3, 0)

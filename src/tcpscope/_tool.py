@@ -16,7 +16,7 @@ from ._net import AF_INET, AF_INET6, port_bitmap
 from ._object import BpfObject, ObjectSpec
 from ._output import Cell, Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
 
-__all__ = ["Tool", "run", "require_privileges", "RING_BYTES", "WAKEUP_BYTES", "POLL_SECONDS"]
+__all__ = ["Tool", "StopSignals", "run", "require_privileges", "RING_BYTES", "WAKEUP_BYTES", "POLL_SECONDS"]
 
 log = logging.getLogger("tcpscope")
 
@@ -112,14 +112,14 @@ def require_privileges() -> None:
         raise PermissionProblem("tcpscope needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")
 
 
-class _Stop:
+class StopSignals:
     """SIGINT/SIGTERM end the loop cleanly instead of raising."""
 
     def __init__(self) -> None:
         self.requested = False
         self._saved: dict[int, Any] = {}
 
-    def __enter__(self) -> _Stop:
+    def __enter__(self) -> StopSignals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._saved[sig] = signal.signal(sig, self._handle)
         return self
@@ -139,7 +139,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     err = err or sys.stderr
     require_privileges()
     spec = ObjectSpec(tool_cls.object_name)
-    with BpfObject(spec) as obj, _Stop() as stop:
+    with BpfObject(spec) as obj, StopSignals() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
@@ -165,7 +165,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     return 0
 
 
-def _pump(obj: BpfObject, tool: Tool, stop: _Stop, out: IO[str]) -> None:
+def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: IO[str]) -> None:
     """Move events from the ring buffers to the output, in batches."""
     ring, spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
     render = tool.renderer()

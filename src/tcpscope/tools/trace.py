@@ -23,7 +23,7 @@ from .._errors import UsageError
 from .._libbpf import libbpf
 from .._object import RawMap, RawTracepointProgram
 from .._ringbuf import RingBuffer
-from .._tool import POLL_SECONDS, _Stop, require_privileges
+from .._tool import POLL_SECONDS, StopSignals, require_privileges
 from .._tracefs import EventFormat, FieldFormat, read_format
 
 __all__ = ["SUMMARY", "DESCRIPTION", "Probe", "parse_probe", "parse_filter", "compile_program", "run"]
@@ -460,8 +460,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    probes = [parse_probe(text) for text in args.probes]
     require_privileges()
+    probes = [parse_probe(text) for text in args.probes]
     ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, RING_BYTES)
     lost = RawMap(RawMap.ARRAY, "trace_lost", 4, 8, 1)
     programs: list[RawTracepointProgram] = []
@@ -471,7 +471,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             code = compile_program(probe, index, ring.fd, lost.fd, args.pid)
             programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
         reader = RingBuffer(ring.fd, RING_BYTES)
-        with _Stop() as stop:
+        with StopSignals() as stop:
             _print_events(args, probes, reader, stop, out, err)
     finally:
         for program in programs:
@@ -492,7 +492,7 @@ def _lost(fd: int) -> int:
     return value.value
 
 
-def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuffer, stop: _Stop,
+def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuffer, stop: StopSignals,
                   out: IO[str], err: IO[str]) -> None:
     offset = time.time_ns() - time.monotonic_ns()
     start = time.monotonic_ns()

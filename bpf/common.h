@@ -31,6 +31,7 @@ struct counters {
 	__u64 lost;           /* ring buffer full: events dropped */
 	__u64 storage_failed; /* no memory for per-socket state */
 	__u64 preexisting;    /* sockets that existed before tracing began */
+	__u64 map_full;       /* a count could not be added: its map was full */
 };
 
 #define SOCK_ACTIVE 1 /* born in connect() */

@@ -25,8 +25,14 @@ typedef _Bool bool;
 #define false 0
 
 enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
+};
+
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
 };
 
 enum {
@@ -107,7 +113,20 @@ struct tcp_sock {
 } __attribute__((preserve_access_index));
 
 struct request_sock;
-struct sk_buff;
+
+struct sk_buff {
+	char cb[48];
+} __attribute__((preserve_access_index));
+
+/* skb->cb as TCP uses it */
+struct tcp_skb_cb {
+	__u32 seq;
+} __attribute__((preserve_access_index));
+
+/* Present since 6.17, when tcp_retransmit_skb gained its err argument. */
+struct trace_event_raw_tcp_retransmit_skb {
+	int err;
+} __attribute__((preserve_access_index));
 struct task_struct;
 
 #endif

@@ -44,6 +44,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__initial_value": (_vp, [_vp, ctypes.POINTER(ctypes.c_size_t)]),
     "bpf_map__value_size": (ctypes.c_uint32, [_vp]),
     "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, _vp, _vp]),
+    "bpf_map_get_next_key": (ctypes.c_int, [ctypes.c_int, _vp, _vp]),
     "bpf_program__name": (ctypes.c_char_p, [_vp]),
     "bpf_program__section_name": (ctypes.c_char_p, [_vp]),
     "bpf_program__set_autoload": (ctypes.c_int, [_vp, ctypes.c_bool]),

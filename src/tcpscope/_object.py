@@ -182,6 +182,19 @@ class BpfObject:
         offset, size = self.spec.variables(section)[name]
         return self.spec.layout(struct_name).decode(value.raw[offset:offset + size])
 
+    def map_items(self, name: str, key_struct: str, value_struct: str) -> list[tuple[Any, Any]]:
+        """Every (key, value) of a hash map, decoded through BTF."""
+        fd = self._lib.bpf_map__fd(self._map(name))
+        key_layout, value_layout = self.spec.layout(key_struct), self.spec.layout(value_struct)
+        key = ctypes.create_string_buffer(key_layout.size)
+        value = ctypes.create_string_buffer(value_layout.size)
+        items, previous = [], None
+        while self._lib.bpf_map_get_next_key(fd, previous, key) == 0:
+            if self._lib.bpf_map_lookup_elem(fd, key, value) == 0:
+                items.append((key_layout.decode(key.raw), value_layout.decode(value.raw)))
+            previous = ctypes.create_string_buffer(key.raw, key_layout.size)
+        return items
+
     def close(self) -> None:
         for rb in self._ringbufs:
             rb.close()

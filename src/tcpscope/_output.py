@@ -76,10 +76,11 @@ class Column:
     width: int = 0  # 0: no padding (a last column)
     right: bool = False
     truncate: bool = False  # cut to width, as bcc does for COMM
-    text: Callable[[Any], str] | None = None  # the table's text for a (non-None) value
+    text: Callable[..., str] | None = None  # the table's text for a (non-None) value
     csv_header: str = ""  # when CSV's exact value differs from the table's text
     csv_text: Callable[[Any], str] | None = None
     table_only: bool = False  # decoration, such as tcpstates' "->": its header on every row
+    more: tuple[str, ...] = ()  # further fields shown in this column: text gets them all
 
     def cell_format(self) -> str:
         if not self.width:
@@ -131,9 +132,10 @@ class TableRenderer(_Columns):
         super().__init__(cells, decoders)
         self._columns = list(columns)
         self._format = " ".join(c.cell_format() for c in self._columns) + "\n"
-        # (field index or None for decoration, fixed text, converter)
+        # (field index or None for decoration, fixed text, converter, more field indexes)
         self._cells = [
-            (None, c.header, None) if c.table_only else (self.index[c.key], None, c.text)
+            (None, c.header, None, ()) if c.table_only
+            else (self.index[c.key], None, c.text, tuple(self.index[k] for k in c.more))
             for c in self._columns
         ]
 
@@ -143,11 +145,14 @@ class TableRenderer(_Columns):
     def line(self, row: tuple[Any, ...]) -> str:
         flat = self.flat(row)
         values = []
-        for i, fixed, text in self._cells:
+        for i, fixed, text, more in self._cells:
             if i is None:
                 values.append(fixed)
                 continue
             value = flat[i]
+            if more and text:
+                values.append(text(value, *(flat[j] for j in more)))
+                continue
             values.append("-" if value is None else text(value) if text else value)
         return self._format % tuple(values)
 

@@ -38,6 +38,7 @@ class Tool:
     record: ClassVar[str]  # the event struct in the object's BTF
     record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
+    counting: bool = False  # counts in the kernel, reported at exit, instead of events
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -88,6 +89,10 @@ class Tool:
     def exit_notes(self, counters: Any) -> list[str]:
         """What the user should know at exit besides lost events."""
         return []
+
+    def count_report(self, obj: BpfObject) -> str:
+        """The counts of a counting run, printed at exit."""
+        return ""
 
     def renderer(self) -> Renderer:
         a = self.args
@@ -147,7 +152,12 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         obj.attach()
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
         try:
-            _pump(obj, tool, stop, out)
+            if tool.counting:
+                _wait(tool, stop)
+                out.write(tool.count_report(obj))
+                out.flush()
+            else:
+                _pump(obj, tool, stop, out)
         except BrokenPipeError:
             # The reader went away (e.g. '| head'): stop quietly, like other tools.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -163,6 +173,14 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     for note in notes:
         print(note, file=err)
     return 0
+
+
+def _wait(tool: Tool, stop: StopSignals) -> None:
+    """Until Ctrl-C, SIGTERM or -d."""
+    duration = tool.args.duration
+    deadline = time.monotonic() + duration if duration else float("inf")
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: IO[str]) -> None:

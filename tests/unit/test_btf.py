@@ -45,7 +45,7 @@ def test_constants_and_counters_are_found(name: str) -> None:
     for (off, size), (next_off, _) in zip(offsets, offsets[1:]):
         assert off + size <= next_off  # no two constants overlap
     counters = spec.layout("counters")
-    assert counters.fields == ("lost", "storage_failed", "preexisting")
+    assert counters.fields == ("lost", "storage_failed", "preexisting", "map_full")
     assert spec.variables(".bss")["counters"][1] == counters.size
 
 
@@ -55,7 +55,9 @@ def test_enums_and_attach_points(name: str) -> None:
     assert spec.btf.enum("tcp_state")["TCP_ESTABLISHED"] == 1
     assert spec.btf.enum("tcp_state")["TCP_NEW_SYN_RECV"] == 12
     assert set(spec.btf.enum("owner_kind")) == {"OWNER_UNKNOWN", "OWNER_TASK", "OWNER_LISTENER"}
-    assert spec.attach_points == ["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust"]
+    # Every object follows sockets' owners; some also trace their own tracepoint.
+    own = {"retrans": ["tp_btf/tcp_retransmit_skb"]}.get(name, [])
+    assert spec.attach_points == sorted(["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust", *own])
 
 
 def test_rodata_encoding_is_checked() -> None:

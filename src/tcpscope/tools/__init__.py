@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .._tool import Tool
 from .life import Life
+from .retrans import Retrans
 from .states import States
 
 __all__ = ["TOOLS"]
 
-TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States)}
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans)}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* tcpscope retrans: TCP retransmits, from tcp:tcp_retransmit_skb. */
+#include "common.bpf.h"
+#include "retrans.h"
+
+EXPORT_TYPE(struct retrans_event, retrans_event);
+EXPORT_TYPE(struct flow_key, flow_key);
+EXPORT_TYPE(struct flow_count, flow_count);
+
+const volatile __u8 count_only = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct flow_key);
+	__type(value, struct flow_count);
+} counts SEC(".maps");
+
+/* Owners are learned from state changes, as for life and states. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(retrans_track, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (bpf_skc_to_tcp_sock((void *)sk))
+		sock_track(sk, oldstate, newstate, bpf_ktime_get_ns(), NULL);
+	return 0;
+}
+
+static __always_inline void count_flow(const struct sock_ident *id, int err)
+{
+	struct flow_key key = { .sock = id->id, .lport = id->lport, .rport = id->rport };
+	struct flow_count zero = {}, *c;
+
+	c = bpf_map_lookup_elem(&counts, &key);
+	if (!c) {
+		/* Another CPU may have added it meanwhile: either way, look again. */
+		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&counts, &key);
+		if (!c) {
+			count(map_full);
+			return;
+		}
+	}
+	if (err)
+		__sync_fetch_and_add(&c->failed, 1);
+	else
+		__sync_fetch_and_add(&c->sent, 1);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct retrans_event *e;
+	struct sock_info *info;
+	struct sock_ident id;
+	struct tcp_sock *tp;
+	int err = 0;
+
+	/* Since 6.17 the tracepoint also reports retransmits that failed. */
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err))
+		err = (int)ctx[2];
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	sock_identify(sk, tp, &id);
+	if (!sock_passes(&id))
+		return 0;
+	info = bpf_sk_storage_get(&socks, (struct sock *)sk, 0, 0);
+	if (filter_pid && (!info || info->owner.pid != filter_pid))
+		return 0;
+	if (count_only) {
+		count_flow(&id, err);
+		return 0;
+	}
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->err = err;
+	e->state = sk->__sk_common.skc_state;
+	e->seq = BPF_CORE_READ((struct tcp_skb_cb *)&skb->cb, seq);
+	if (info)
+		e->owner = info->owner;
+	else
+		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
+	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
+	e->sock = id.id;
+	e->lport = id.lport;
+	e->rport = id.rport;
+	event_submit(e);
+	return 0;
+}

@@ -1,0 +1,120 @@
+"""tcpscope retrans: TCP retransmits with their flow, owner and state (tcpretrans)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._object import BpfObject
+from .._output import Column, Field, Renderer, flatten, time_columns
+from .._tool import Tool
+from ._common import address_columns, identity_cells, identity_decoders, owner_columns, port_fields
+
+__all__ = ["Retrans"]
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+class Retrans(Tool):
+    name = "retrans"
+    summary = "TCP retransmits, with their flow, owner and TCP state (tcpretrans)"
+    description = """\
+One line per retransmitted TCP segment (tcpretrans), from the stable tracepoint
+tcp:tcp_retransmit_skb. T> is R for a retransmit sent and, on kernels whose
+tracepoint reports them (6.17+), F for one that failed to go out (JSON "err"
+says why); failed ones are never counted as sent. PID is the socket's owner
+(learned from sock:inet_sock_set_state as for tcpscope life), not the task
+on-CPU, which for timer-driven retransmits is usually none. -c counts per flow
+in the kernel and prints the counts at exit, most first.
+
+Tail-loss probes (TLP) have no tracepoint of their own: the probe that
+re-sends the last segment goes through tcp_retransmit_skb and is shown, but
+cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
+    options = ("wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6", "netns",
+               "duration", "verbose", "sequence", "count")
+    object_name = "retrans"
+    record = "retrans_event"
+    record_fields = ("ts_ns", "err", "state", "seq", "owner", "cpu", "sock", "lport", "rport")
+    tracing = "TCP retransmits"
+    cells = (
+        Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),
+        *identity_cells(),
+        *port_fields(),
+        Field("type", "word", '"retransmit" (sent) or "failed" (the kernel could not send it)'),
+        Field("err", "number", "0, or the negative errno of a failed retransmit"),
+        Field("state", "word", 'the socket\'s TCP state, e.g. "ESTABLISHED"'),
+        Field("seq", "number", "the segment's first sequence number"),
+    )
+    fields = flatten(cells)
+
+    @property
+    def counting(self) -> bool:
+        return bool(self.args.count)
+
+    def constants(self) -> dict[str, Any]:
+        return {**super().constants(), "count_only": int(self.counting)}
+
+    def decoders(self) -> Any:
+        return identity_decoders(self.spec)
+
+    def _states(self) -> dict[int, str]:
+        return {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
+
+    def columns(self) -> list[Column]:
+        sequence = [Column("SEQ", "seq")] if self.args.sequence else []
+        if self.args.csv:
+            return (time_columns(True, False, self.start) + owner_columns(True) + address_columns(True)
+                    + [Column("TYPE", "type"), Column("STATE", "state")] + sequence)
+        hms = time_columns(True, False, self.start)
+        width = 46 if self.args.wide else 20
+        return hms + [
+            Column("PID", "pid", 7),
+            Column("IP", "family", 2),
+            Column("LADDR:LPORT", "laddr", width, text=_endpoint, more=("lport",)),
+            Column("T>", "type", 2, text=lambda t: "R>" if t == "retransmit" else "F>"),
+            Column("RADDR:RPORT", "raddr", width, text=_endpoint, more=("rport",)),
+            Column("STATE", "state", 11 if sequence else 0),
+        ] + sequence
+
+    def row_maker(self, render: Renderer) -> Any:
+        offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
+        states = self._states()
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, err, state, seq, owner, cpu, sock, lport, rport = r
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
+                    "failed" if err else "retransmit", err, states.get(state, str(state)), seq)
+
+        return row
+
+    def count_report(self, obj: BpfObject) -> str:
+        """The per-flow counts, most first."""
+        sock = identity_decoders(self.spec)["sock"]
+        flows = []
+        for key, value in obj.map_items("counts", "flow_key", "flow_count"):
+            family, laddr, raddr, netns = sock(key.sock)
+            flows.append((value.sent + value.failed, family, laddr, key.lport, raddr, key.rport, netns,
+                          value.sent, value.failed))
+        flows.sort(key=lambda f: (-f[0], f[2], f[3]))
+        if self.args.json:
+            keys = ("family", "laddr", "lport", "raddr", "rport", "netns", "retransmits", "failed")
+            return "".join(json.dumps(dict(zip(keys, f[1:]))) + "\n" for f in flows)
+        if self.args.csv:
+            lines = ["IP,LADDR,LPORT,RADDR,RPORT,NETNS,RETRANSMITS,FAILED"]
+            lines += [",".join(str(v) for v in f[1:]) for f in flows]
+            return "\n".join(lines) + "\n"
+        lines = [f"{'LADDR:LPORT':<25} {'RADDR:RPORT':<29} {'RETRANSMITS':>11} {'FAILED':>6}"]
+        for _total, _family, laddr, lport, raddr, rport, _netns, sent, failed in flows:
+            lines.append(f"{_endpoint(laddr, lport):<25} <-> {_endpoint(raddr, rport):<25} {sent:>11} "
+                         f"{failed:>6}")
+        return "\n".join(lines) + "\n"
+
+    def exit_notes(self, counters: Any) -> list[str]:
+        if counters.map_full:
+            return [f"WARNING: {counters.map_full} retransmits were not counted: too many flows"]
+        return []
+
+

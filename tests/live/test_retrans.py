@@ -1,0 +1,43 @@
+"""tcpscope retrans against real packet loss, with the namespace's own counters as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.live.conftest import Netns, Server, Tracer, run_client
+
+# Drop a share of the server's data packets (not its SYN-ACK, nor pure ACKs). On the
+# way in, they are lost on the wire as far as the sender can tell; on the way out, the
+# sender's own transmission fails, and so do some of its retransmits.
+LOSS = ("add table inet loss; add chain inet loss c {{ type filter hook {hook} priority 0; }}; "
+        "add rule inet loss c tcp sport {port} meta length > 200 numgen random mod 10 < {tenths} drop")
+
+
+@pytest.mark.parametrize("hook, tenths, size", [("input", 1, 500_000), ("output", 2, 1_000_000)])
+def test_retransmits_match_the_kernel_counters(netns: Netns, hook: str, tenths: int, size: int) -> None:
+    # One segment per packet, so that a traced retransmit is one counted segment.
+    netns.run(["ip", "link", "set", "lo", "mtu", "1500", "gso_max_segs", "1"])
+    srv = Server(netns, expect=10, reply=size)
+    netns.run(["nft", LOSS.format(hook=hook, port=srv.port, tenths=tenths)])
+    before = netns.counters()
+    events = Tracer("retrans", "-j", "-N", netns.path)
+    counts = Tracer("retrans", "-c", "-j", "-N", netns.path)
+    run_client(netns, port=srv.port, send=10, expect=size)
+    srv.wait()
+    rows, err = events.stop_json(settle=1.0)
+    flows, _ = counts.stop_json(settle=0)
+    after = netns.counters()
+
+    segments = after["TcpRetransSegs"] - before["TcpRetransSegs"]
+    failed = after["TcpExtTCPRetransFail"] - before["TcpExtTCPRetransFail"]
+    assert segments > (10 if hook == "input" else 0) and "lost" not in err
+    assert len(rows) == segments
+    assert sum(r["type"] == "failed" for r in rows) == failed
+    assert all((r["type"] == "failed") == (r["err"] != 0) for r in rows)
+    for r in rows:
+        assert (r["laddr"], r["lport"], r["raddr"]) == ("127.0.0.1", srv.port, "127.0.0.1")
+        assert r["pid"] == srv.pid and r["owner"] in ("task", "listener")
+        assert r["state"] in ("ESTABLISHED", "FIN_WAIT1", "CLOSING", "LAST_ACK")
+    assert len({r["rport"] for r in rows}) == 1
+    assert [(f["lport"], f["rport"], f["retransmits"], f["failed"]) for f in flows] == [
+        (srv.port, rows[0]["rport"], segments - failed, failed)]

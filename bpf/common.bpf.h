@@ -204,6 +204,23 @@ static __always_inline void sock_identify(const struct sock *sk, const struct tc
 	}
 }
 
+/* The identity groups every event ends with (see common.h): the owner as
+ * tracked (unknown without state), the task on-CPU, the socket. */
+static __always_inline void event_ids(struct owner_id *owner, struct task_id *cpu, struct sock_id *sock,
+				      __u16 *lport, __u16 *rport, const struct sock_info *info,
+				      const struct sock_ident *id)
+{
+	if (info)
+		*owner = info->owner;
+	else
+		__builtin_memset(owner, 0, sizeof(*owner)); /* OWNER_UNKNOWN */
+	cpu->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(cpu->comm, sizeof(cpu->comm));
+	*sock = id->id;
+	*lport = id->lport;
+	*rport = id->rport;
+}
+
 /* The shared filters. The pid filter is checked by the caller, which knows
  * whose event it is. */
 static __always_inline bool sock_passes(const struct sock_ident *s)

@@ -62,12 +62,7 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	e->span_ns = now - info->born_ns;
 	e->tx_bytes = payload_acked(tp, info);
 	e->rx_bytes = payload_received(sk, tp);
-	e->owner = info->owner;
-	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id.id;
-	e->lport = id.lport;
-	e->rport = id.rport;
+	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, info, &id);
 	event_submit(e);
 	info->born_ns = 0; /* this session is over */
 	return 0;

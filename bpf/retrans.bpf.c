@@ -78,15 +78,7 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	e->err = err;
 	e->state = sk->__sk_common.skc_state;
 	e->seq = BPF_CORE_READ((struct tcp_skb_cb *)&skb->cb, seq);
-	if (info)
-		e->owner = info->owner;
-	else
-		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
-	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id.id;
-	e->lport = id.lport;
-	e->rport = id.rport;
+	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, info, &id);
 	event_submit(e);
 	return 0;
 }

@@ -35,15 +35,7 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 	e->skaddr = (__u64)sk;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
-	if (info)
-		e->owner = info->owner;
-	else
-		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
-	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id.id;
-	e->lport = id.lport;
-	e->rport = id.rport;
+	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, info, &id);
 	event_submit(e);
 out:
 	if (info)

@@ -9,10 +9,11 @@ from typing import Any
 
 from .._net import AF_INET6, Addresses, Names
 from .._object import ObjectSpec
-from .._output import Cell, Column, Field, Group
+from .._output import Cell, Column, Field, Group, Renderer
+from .._tool import Tool
 
-__all__ = ["SOCKET_OPTIONS", "identity_cells", "identity_decoders", "owner_fields", "cpu_fields",
-           "sock_fields", "port_fields", "address_columns", "owner_columns"]
+__all__ = ["SOCKET_OPTIONS", "SocketTool", "identity_cells", "identity_decoders", "owner_fields",
+           "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns"]
 
 # The options of the socket tools (see _options.py).
 SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
@@ -105,3 +106,15 @@ def identity_decoders(spec: ObjectSpec) -> dict[str, Callable[[bytes], tuple[Any
         return 6 if family == AF_INET6 else 4, address[family, laddr], address[family, raddr], netns
 
     return {"owner": owner, "cpu": task, "sock": sock}
+
+
+class SocketTool(Tool):
+    """A tool whose events end with the identity groups (identity_cells())."""
+
+    def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
+        return identity_decoders(self.spec)
+
+    @staticmethod
+    def identity_converters(render: Renderer) -> tuple[Callable[[Any], Any], ...]:
+        """The renderer's converters for the owner, cpu and sock groups, in that order."""
+        return render.convert("owner"), render.convert("cpu"), render.convert("sock")

@@ -5,15 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
-from .._tool import Tool
-from ._common import (
-    SOCKET_OPTIONS,
-    address_columns,
-    identity_cells,
-    identity_decoders,
-    owner_columns,
-    port_fields,
-)
+from ._common import SOCKET_OPTIONS, SocketTool, address_columns, identity_cells, owner_columns, port_fields
 
 __all__ = ["Life"]
 
@@ -22,7 +14,7 @@ def _kb(n: int) -> str:
     return str(n // 1024)
 
 
-class Life(Tool):
+class Life(SocketTool):
     name = "life"
     summary = "one line per closed TCP session: owner, addresses, bytes, lifespan (tcplife)"
     description = """\
@@ -63,12 +55,9 @@ exit."""
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.2f}"),
         ]
 
-    def decoders(self) -> Any:
-        return identity_decoders(self.spec)
-
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
-        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, span, tx, rx, owner, cpu, sock, lport, rport = r

@@ -7,8 +7,14 @@ from typing import Any
 
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten, time_columns
-from .._tool import Tool
-from ._common import address_columns, identity_cells, identity_decoders, owner_columns, port_fields
+from ._common import (
+    SocketTool,
+    address_columns,
+    identity_cells,
+    identity_decoders,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["Retrans"]
 
@@ -17,7 +23,7 @@ def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-class Retrans(Tool):
+class Retrans(SocketTool):
     name = "retrans"
     summary = "TCP retransmits, with their flow, owner and TCP state (tcpretrans)"
     description = """\
@@ -56,9 +62,6 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     def constants(self) -> dict[str, Any]:
         return {**super().constants(), "count_only": int(self.counting)}
 
-    def decoders(self) -> Any:
-        return identity_decoders(self.spec)
-
     def _states(self) -> dict[int, str]:
         return {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
 
@@ -80,7 +83,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
 
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
-        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
         states = self._states()
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -5,20 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
-from .._tool import Tool
-from ._common import (
-    SOCKET_OPTIONS,
-    address_columns,
-    identity_cells,
-    identity_decoders,
-    owner_columns,
-    port_fields,
-)
+from ._common import SOCKET_OPTIONS, SocketTool, address_columns, identity_cells, owner_columns, port_fields
 
 __all__ = ["States"]
 
 
-class States(Tool):
+class States(SocketTool):
     name = "states"
     summary = "one line per TCP state change, with the time spent in the old state (tcpstates)"
     description = """\
@@ -61,12 +53,9 @@ LPORT shows 0, as the kernel reports it."""
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.3f}"),
         ]
 
-    def decoders(self) -> Any:
-        return identity_decoders(self.spec)
-
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
-        owner_of, cpu_of, sock_of = render.convert("owner"), render.convert("cpu"), render.convert("sock")
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
         duration = render.convert("duration_ms")
         # enum tcp_state in bpf/common.h: 1 -> "ESTABLISHED", ...; other values as numbers.
         states = _Fallback({v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()})

@@ -62,11 +62,6 @@ EXPORT_TYPE(struct task_id, task_id);
 
 #define count(field) __sync_fetch_and_add(&counters.field, 1)
 
-static __always_inline __u32 sock_netns(const struct sock *sk)
-{
-	return sk->__sk_common.skc_net.net->ns.inum; /* direct loads: no helper calls */
-}
-
 static __always_inline bool port_in(const volatile __u8 *bitmap, __u16 port)
 {
 	return bitmap[port >> 3] & (1 << (port & 7));
@@ -175,23 +170,23 @@ struct sock_ident {
 	__u16 rport;
 };
 
-static __always_inline void sock_identify(const struct sock *sk, const struct tcp_sock *tp,
-					  struct sock_ident *s)
+/* Addresses, family, netns and remote port: what a socket and a request
+ * socket (a SYN_RECV connection) both keep in their struct sock_common. */
+static __always_inline void common_identify(const struct sock_common *skc, struct sock_ident *s)
 {
 	struct sock_id *id = &s->id;
 	const __u32 *v6;
 
-	id->family = sk->__sk_common.skc_family;
-	id->netns = sock_netns(sk);
-	s->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
-	s->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	id->family = skc->skc_family;
+	id->netns = skc->skc_net.net->ns.inum; /* direct loads: no helper calls */
+	s->rport = bpf_ntohs(skc->skc_dport);
 	if (id->family == AF_INET6) {
-		v6 = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32;
+		v6 = skc->skc_v6_rcv_saddr.in6_u.u6_addr32;
 		((__u32 *)id->laddr)[0] = v6[0];
 		((__u32 *)id->laddr)[1] = v6[1];
 		((__u32 *)id->laddr)[2] = v6[2];
 		((__u32 *)id->laddr)[3] = v6[3];
-		v6 = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32;
+		v6 = skc->skc_v6_daddr.in6_u.u6_addr32;
 		((__u32 *)id->raddr)[0] = v6[0];
 		((__u32 *)id->raddr)[1] = v6[1];
 		((__u32 *)id->raddr)[2] = v6[2];
@@ -199,9 +194,16 @@ static __always_inline void sock_identify(const struct sock *sk, const struct tc
 	} else {
 		__builtin_memset(id->laddr, 0, 16);
 		__builtin_memset(id->raddr, 0, 16);
-		*(__u32 *)id->laddr = sk->__sk_common.skc_rcv_saddr;
-		*(__u32 *)id->raddr = sk->__sk_common.skc_daddr;
+		*(__u32 *)id->laddr = skc->skc_rcv_saddr;
+		*(__u32 *)id->raddr = skc->skc_daddr;
 	}
+}
+
+static __always_inline void sock_identify(const struct sock *sk, const struct tcp_sock *tp,
+					  struct sock_ident *s)
+{
+	common_identify(&sk->__sk_common, s);
+	s->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 }
 
 /* The identity groups every event ends with (see common.h): the owner as

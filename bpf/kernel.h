@@ -112,7 +112,10 @@ struct tcp_sock {
 	__u64 bytes_retrans;
 } __attribute__((preserve_access_index));
 
-struct request_sock;
+struct request_sock {
+	struct sock_common __req_common;
+	__u8 num_retrans;
+} __attribute__((preserve_access_index));
 
 struct sk_buff {
 	char cb[48];

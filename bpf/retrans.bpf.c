@@ -32,13 +32,13 @@ static __always_inline void count_flow(const struct sock_ident *id, int err)
 
 	c = bpf_map_lookup_elem(&counts, &key);
 	if (!c) {
-		/* Another CPU may have added it meanwhile: either way, look again. */
+		/* Another CPU may add it meanwhile: either way, look again. */
 		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
 		c = bpf_map_lookup_elem(&counts, &key);
-		if (!c) {
-			count(map_full);
-			return;
-		}
+	}
+	if (!c) {
+		count(map_full);
+		return;
 	}
 	if (err)
 		__sync_fetch_and_add(&c->failed, 1);

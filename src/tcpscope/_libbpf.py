@@ -48,6 +48,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__name": (ctypes.c_char_p, [_vp]),
     "bpf_program__section_name": (ctypes.c_char_p, [_vp]),
     "bpf_program__set_autoload": (ctypes.c_int, [_vp, ctypes.c_bool]),
+    "bpf_program__autoload": (ctypes.c_bool, [_vp]),
     "bpf_program__attach": (_vp, [_vp]),
     "bpf_link__destroy": (ctypes.c_int, [_vp]),
     "bpf_map_create": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,

@@ -144,6 +144,13 @@ class BpfObject:
             f"sizing map {map_name}",
         )
 
+    def skip(self, program_names: tuple[str, ...]) -> None:
+        """Do not load (nor attach) these programs of the object."""
+        prog = None
+        while prog := self._lib.bpf_object__next_program(self._obj, prog):
+            if self._lib.bpf_program__name(prog).decode() in program_names:
+                self._lib.check(self._lib.bpf_program__set_autoload(prog, False), "leaving a program out")
+
     def load(self) -> None:
         err = self._lib.bpf_object__load(self._obj)
         if err < 0:
@@ -160,6 +167,8 @@ class BpfObject:
             prog = self._lib.bpf_object__next_program(self._obj, prog)
             if not prog:
                 return
+            if not self._lib.bpf_program__autoload(prog):
+                continue
             section = self._lib.bpf_program__section_name(prog).decode()
             link = self._lib.check_ptr(self._lib.bpf_program__attach(prog), f"attaching to {section}")
             self._links.append(link)

@@ -39,6 +39,7 @@ class Tool:
     record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
     counting: bool = False  # counts in the kernel, reported at exit, instead of events
+    skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -148,6 +149,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         tool = tool_cls(args, spec, time.monotonic_ns())
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
+        obj.skip(tool.skip_programs)
         obj.load()
         obj.attach()
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)

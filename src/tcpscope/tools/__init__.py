@@ -6,7 +6,8 @@ from .._tool import Tool
 from .life import Life
 from .retrans import Retrans
 from .states import States
+from .synack import Synack
 
 __all__ = ["TOOLS"]
 
-TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans)}
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans, Synack)}

@@ -1,0 +1,100 @@
+"""tcpscope synack: SYN-ACK retransmits per listener, with its accept queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._object import BpfObject
+from .._output import Column, Field, Renderer, flatten
+from ._common import (
+    SocketTool,
+    address_columns,
+    identity_cells,
+    identity_decoders,
+    owner_columns,
+    port_fields,
+)
+
+__all__ = ["Synack"]
+
+
+class Synack(SocketTool):
+    name = "synack"
+    summary = "SYN-ACK retransmits per listener, with its accept queue: server saturation"
+    description = """\
+One line per retransmitted SYN-ACK, from the stable tracepoint
+tcp:tcp_retransmit_synack: a client's SYN was answered but its final ACK has
+not arrived, because it was lost or because the listener is saturated (its
+accept queue full, so the kernel drops completed handshakes). BL is the
+listener's accept queue at that moment, queued/limit (sk_ack_backlog /
+sk_max_ack_backlog); RETRANS how often this SYN-ACK was retransmitted before.
+PID/COMM is the listening socket's owner, for listeners that started while
+tracing (otherwise "-"). LADDR/LPORT is the listener's side, RADDR/RPORT the
+client. -c counts per listener in the kernel and prints the counts at exit.
+The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
+    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
+               "netns", "duration", "verbose", "count")
+    object_name = "synack"
+    record = "synack_event"
+    record_fields = ("ts_ns", "backlog", "max_backlog", "retrans", "owner", "cpu", "sock", "lport", "rport")
+    tracing = "SYN-ACK retransmits"
+    skip_programs = ("owner_reads",)  # a listener's owner is known from listen()
+    cells = (
+        Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),
+        *identity_cells(),
+        *port_fields(),
+        Field("backlog", "number", "connections in the listener's accept queue"),
+        Field("max_backlog", "number", "the accept queue's limit"),
+        Field("retrans", "number", "how many times this SYN-ACK was retransmitted before"),
+    )
+    fields = flatten(cells)
+
+    @property
+    def counting(self) -> bool:
+        return bool(self.args.count)
+
+    def constants(self) -> dict[str, Any]:
+        return {**super().constants(), "count_only": int(self.counting)}
+
+    def columns(self) -> list[Column]:
+        wide = self.args.wide or self.args.csv
+        if self.args.csv:
+            queue = [Column("BACKLOG", "backlog"), Column("MAX_BACKLOG", "max_backlog")]
+        else:
+            queue = [Column("BL", "backlog", 9, text=lambda n, limit: f"{n}/{limit}", more=("max_backlog",))]
+        return owner_columns(wide) + address_columns(wide) + queue + [Column("RETRANS", "retrans")]
+
+    def row_maker(self, render: Renderer) -> Any:
+        offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, backlog, max_backlog, retrans, owner, cpu, sock, lport, rport = r
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport, backlog,
+                    max_backlog, retrans)
+
+        return row
+
+    def count_report(self, obj: BpfObject) -> str:
+        """SYN-ACK retransmits per listener, most first."""
+        sock = identity_decoders(self.spec)["sock"]
+        listeners = []
+        for key, count in obj.map_items("counts", "listener_key", "counter"):
+            family, laddr, _raddr, netns = sock(key.sock)
+            listeners.append((count.value, family, laddr, key.lport, netns))
+        listeners.sort(key=lambda x: (-x[0], x[2], x[3]))
+        if self.args.json:
+            keys = ("retransmits", "family", "laddr", "lport", "netns")
+            return "".join(json.dumps(dict(zip(keys, listener))) + "\n" for listener in listeners)
+        if self.args.csv:
+            return "IP,LADDR,LPORT,NETNS,RETRANSMITS\n" + "".join(
+                f"{f},{a},{p},{ns},{n}\n" for n, f, a, p, ns in listeners)
+        lines = [f"{'LISTENER':<47} {'SYNACK_RETRANSMITS':>18}"]
+        lines += [f"{(f'[{a}]' if ':' in a else a) + f':{p}':<47} {n:>18}" for n, f, a, p, _ns in listeners]
+        return "\n".join(lines) + "\n"
+
+    def exit_notes(self, counters: Any) -> list[str]:
+        if counters.map_full:
+            return [f"WARNING: {counters.map_full} SYN-ACK retransmits were not counted: too many listeners"]
+        return []

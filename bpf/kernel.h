@@ -88,6 +88,8 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
+	int sk_err;
+	int sk_err_soft;
 	__u32 sk_ack_backlog;
 	__u32 sk_max_ack_backlog;
 } __attribute__((preserve_access_index));

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_options(sub, tool.options)
+        if hasattr(tool, "add_arguments"):
+            tool.add_arguments(sub)
     sub = tools.add_parser("tplist", help=tplist.SUMMARY, description=tplist.DESCRIPTION, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(sub, ["verbose", "json"], {"verbose": "show fields (-vv: offsets, sizes, symbolic values)",

@@ -21,7 +21,8 @@ def test_every_option_is_documented(name: str) -> None:
 
 @pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
 def test_every_json_key_is_documented(tool: type) -> None:
-    section = README.split(f"## tcpscope {tool.name}")[1].split("\n## ")[0]
+    sections = [part for part in README.split("\n## ") if part.startswith("tcpscope ")]
+    section = next(part for part in sections if tool.name in part.split("\n")[0].split())
     for field in tool.fields:
         assert f"`{field.name}`" in section, field.name
 

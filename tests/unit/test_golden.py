@@ -42,7 +42,7 @@ def records(tool: str) -> tuple[Any, list[Any]]:
     cls = TOOLS[tool]
     spec = ObjectSpec(cls.object_name)
     layout = spec.layout(cls.record)
-    raw = (FIXTURES / f"{tool}.records").read_bytes()
+    raw = (FIXTURES / f"{cls.object_name}.records").read_bytes()
     assert len(raw) % layout.size == 0
     return spec, [layout.codec.unpack_from(raw, off) for off in range(0, len(raw), layout.size)]
 

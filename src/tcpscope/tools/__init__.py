@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._tool import Tool
+from .connect import Connect, Connlat
 from .life import Life
 from .retrans import Retrans
 from .states import States
@@ -10,4 +11,4 @@ from .synack import Synack
 
 __all__ = ["TOOLS"]
 
-TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans, Synack)}
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans, Synack, Connect, Connlat)}

@@ -1,0 +1,145 @@
+"""tcpscope connect and connlat: active TCP opens, their latency and outcome."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+from typing import Any
+
+from .._object import BpfObject
+from .._output import Column, Field, Renderer, flatten
+from ._common import SocketTool, identity_cells, identity_decoders, port_fields
+
+__all__ = ["Connect", "Connlat"]
+
+_RESULTS = {errno.ECONNREFUSED: "refused", errno.ETIMEDOUT: "timed out", 0: "aborted"}
+
+
+def _ms(latency: float) -> str:
+    return f"{latency:.2f}"
+
+
+class Connect(SocketTool):
+    name = "connect"
+    summary = "active TCP connects with their latency and outcome (tcpconnect + tcpconnlat)"
+    description = """\
+One line per connect(), when it ends (tcpconnect and tcpconnlat in one): from
+the stable tracepoint sock:inet_sock_set_state, CLOSE -> SYN_SENT (inside
+connect(), so PID/COMM is the caller) to SYN_SENT -> ESTABLISHED or -> CLOSE.
+LAT(ms) is the time from connect() to the answer (or to giving up). RESULT is
+established, refused (a RST answered), timed out, aborted (closed by the
+program before an answer) or failed; JSON "error" has the socket's error by
+name. -c counts per source, destination and port in the kernel and prints the
+counts at exit; --min-ms shows only connects that took at least that long."""
+    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
+               "netns", "duration", "verbose", "count", "min_ms")
+    object_name = "connect"
+    record = "connect_event"
+    record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
+    tracing = "TCP connects"
+    skip_programs = ("owner_reads",)  # connect() names the owner
+    cells = (
+        Field("time", "number", "UNIX time the connect ended, in seconds", decimals=6),
+        *identity_cells(),
+        *port_fields(),
+        Field("latency_ms", "number", "milliseconds from connect() to the answer, or to giving up",
+              decimals=6),
+        Field("result", "word", '"established", "refused", "timed out", "aborted" or "failed"'),
+        Field("error", "word", 'the socket\'s error by name (e.g. "ECONNREFUSED"), null when established',
+              True),
+    )
+    fields = flatten(cells)
+
+    @property
+    def counting(self) -> bool:
+        return bool(getattr(self.args, "count", False))
+
+    def constants(self) -> dict[str, Any]:
+        values = {**super().constants(), "count_only": int(self.counting)}
+        if self.args.min_ms:
+            values["min_latency_ns"] = int(self.args.min_ms * 1e6)
+        return values
+
+    def columns(self) -> list[Column]:
+        wide = self.args.wide or self.args.csv
+        width = 39 if wide else 16
+        columns = [
+            Column("PID", "pid", 7),
+            Column("COMM", "comm", 16 if wide else 12, truncate=True),
+            Column("IP", "family", 2),
+            Column("SADDR", "laddr", width),
+        ]
+        if wide:
+            columns.append(Column("SPORT", "lport", 5))
+        columns += [Column("DADDR", "raddr", width), Column("DPORT", "rport", 5),
+                    Column("LAT(ms)", "latency_ms", 7, right=True, text=_ms)]
+        if self.show_result:
+            columns.append(Column("RESULT", "result"))
+        return columns
+
+    show_result = True  # connlat is tcpconnlat's view: latency only
+
+    def row_maker(self, render: Renderer) -> Any:
+        offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
+        error = render.convert("error")
+        established = self.spec.btf.enum("tcp_state")["TCP_ESTABLISHED"]
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, latency, newstate, err, owner, cpu, sock, lport, rport = r
+            result, name = "established", None
+            if newstate != established:
+                result = _RESULTS.get(err, "failed")
+                name = errno.errorcode.get(err, str(err)) if err else None
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
+                    latency / 1e6, result, error(name))
+
+        return row
+
+    def count_report(self, obj: BpfObject) -> str:
+        """Connects per source, destination and port, most first."""
+        sock = identity_decoders(self.spec)["sock"]
+        dests = []
+        for key, value in obj.map_items("counts", "dest_key", "dest_count"):
+            family, laddr, raddr, netns = sock(key.sock)
+            dests.append((value.established + value.failed, family, laddr, raddr, key.rport, netns,
+                          value.established, value.failed))
+        dests.sort(key=lambda d: (-d[0], d[2], d[3], d[4]))
+        if self.args.json:
+            keys = ("connects", "family", "laddr", "raddr", "rport", "netns", "established", "failed")
+            return "".join(json.dumps(dict(zip(keys, d))) + "\n" for d in dests)
+        if self.args.csv:
+            return "IP,LADDR,RADDR,RPORT,NETNS,CONNECTS,ESTABLISHED,FAILED\n" + "".join(
+                f"{d[1]},{d[2]},{d[3]},{d[4]},{d[5]},{d[0]},{d[6]},{d[7]}\n" for d in dests)
+        lines = [f"{'LADDR':<25} {'RADDR':<25} {'RPORT':<6} {'CONNECTS':>8} {'FAILED':>6}"]
+        lines += [f"{d[2]:<25} {d[3]:<25} {d[4]:<6} {d[0]:>8} {d[7]:>6}" for d in dests]
+        return "\n".join(lines) + "\n"
+
+    def exit_notes(self, counters: Any) -> list[str]:
+        if counters.map_full:
+            return [f"WARNING: {counters.map_full} connects were not counted: too many destinations"]
+        return []
+
+
+class Connlat(Connect):
+    name = "connlat"
+    summary = "active TCP connect latency, bcc's tcpconnlat view"
+    description = """\
+Connect latency (tcpconnlat): one line per connect() that the peer answered
+(established, or refused by a RST), with the time from connect() to the answer.
+From the stable tracepoint sock:inet_sock_set_state only. MIN_MS (positional)
+shows only connects that took at least that many milliseconds; the filter runs
+in the kernel. See 'tcpscope connect' for every outcome, timeouts included."""
+    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
+               "netns", "duration", "verbose")
+    tracing = "TCP connect latency"
+    show_result = False
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("min_ms", nargs="?", type=float, default=0.0, metavar="MIN_MS",
+                            help="only connects that took at least this many milliseconds")
+
+    def constants(self) -> dict[str, Any]:
+        return {**super().constants(), "answered_only": 1}

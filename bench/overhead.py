@@ -58,6 +58,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope states": [*tcpscope, "states", "-j"],
         "tcpscope retrans": [*tcpscope, "retrans", "-j"],
         "tcpscope synack": [*tcpscope, "synack", "-j"],
+        "tcpscope connect": [*tcpscope, "connect", "-j"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
         "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
@@ -113,7 +114,8 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
-    modes = ["baseline", "tcpscope life", "tcpscope states", "tcpscope retrans", "tcpscope synack", "tcpdump",
+    modes = ["baseline", "tcpscope life", "tcpscope states", "tcpscope retrans", "tcpscope synack",
+             "tcpscope connect", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

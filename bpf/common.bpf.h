@@ -130,6 +130,13 @@ sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *a
 	return info;
 }
 
+/* For the tools that only need to know sockets' owners from their state changes. */
+static __always_inline void track_owner(const struct sock *sk, int oldstate, int newstate)
+{
+	if (bpf_skc_to_tcp_sock((void *)sk))
+		sock_track(sk, oldstate, newstate, bpf_ktime_get_ns(), NULL);
+}
+
 /* recvmsg() with data runs in the reading task: for a passive socket, the
  * process that accepted and serves it. */
 SEC("tp_btf/tcp_rcv_space_adjust")

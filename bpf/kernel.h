@@ -119,8 +119,17 @@ struct request_sock {
 	__u8 num_retrans;
 } __attribute__((preserve_access_index));
 
+struct net_device {
+	possible_net_t nd_net;
+} __attribute__((preserve_access_index));
+
 struct sk_buff {
+	struct net_device *dev;
 	char cb[48];
+	unsigned char *head;
+	__be16 protocol;
+	__u16 transport_header;
+	__u16 network_header;
 } __attribute__((preserve_access_index));
 
 /* skb->cb as TCP uses it */

@@ -20,8 +20,7 @@ struct {
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(retrans_track, const struct sock *sk, const int oldstate, const int newstate)
 {
-	if (bpf_skc_to_tcp_sock((void *)sk))
-		sock_track(sk, oldstate, newstate, bpf_ktime_get_ns(), NULL);
+	track_owner(sk, oldstate, newstate);
 	return 0;
 }
 

@@ -56,7 +56,8 @@ def test_enums_and_attach_points(name: str) -> None:
     assert spec.btf.enum("tcp_state")["TCP_NEW_SYN_RECV"] == 12
     assert set(spec.btf.enum("owner_kind")) == {"OWNER_UNKNOWN", "OWNER_TASK", "OWNER_LISTENER"}
     # Every object follows sockets' owners; some also trace their own tracepoint.
-    own = {"retrans": ["tp_btf/tcp_retransmit_skb"], "synack": ["tp_btf/tcp_retransmit_synack"]}
+    own = {"retrans": ["tp_btf/tcp_retransmit_skb"], "synack": ["tp_btf/tcp_retransmit_synack"],
+           "reset": ["tp_btf/tcp_receive_reset", "tp_btf/tcp_send_reset"]}
     own_points = own.get(name, [])
     assert spec.attach_points == sorted(["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust",
                                          *own_points])

@@ -5,10 +5,11 @@ from __future__ import annotations
 from .._tool import Tool
 from .connect import Connect, Connlat
 from .life import Life
+from .reset import Reset
 from .retrans import Retrans
 from .states import States
 from .synack import Synack
 
 __all__ = ["TOOLS"]
 
-TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Retrans, Synack, Connect, Connlat)}
+TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Connect, Connlat, Retrans, Synack, Reset)}

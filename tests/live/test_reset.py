@@ -1,0 +1,49 @@
+"""tcpscope reset: RSTs made three ways, checked against TcpOutRsts and the test's own count."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.live.conftest import Netns, Tracer
+
+RESETS = """
+import socket, struct, time
+for port in (9, 8888):  # nothing listens on 9; nftables rejects 8888 with a RST
+    try:
+        socket.create_connection(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        pass
+srv = socket.socket(); srv.bind(("127.0.0.1", 6001)); srv.listen()
+c = socket.create_connection(("127.0.0.1", 6001)); conn, _ = srv.accept()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()  # an abort: RST
+time.sleep(0.1)
+"""
+REJECT = ("add table inet r; add chain inet r in { type filter hook input priority 0; }; "
+          "add rule inet r in tcp dport 8888 reject with tcp reset")
+
+
+def test_sent_and_received_resets(netns: Netns) -> None:
+    netns.run(["nft", REJECT])
+    before = netns.counters()
+    tracer = Tracer("reset", "-j", "-N", netns.path)
+    proc = netns.popen([sys.executable, "-c", RESETS])
+    assert proc.wait(timeout=20) == 0
+    rows, err = tracer.stop_json()
+    after = netns.counters()
+
+    sent = [r for r in rows if r["direction"] == "sent"]
+    received = [r for r in rows if r["direction"] == "received"]
+    # TCP sent two: for the closed port (no socket), and the abort.
+    assert len(sent) == after["TcpOutRsts"] - before["TcpOutRsts"] == 2
+    closed = next(r for r in sent if r["state"] is None)
+    assert (closed["laddr"], closed["lport"], closed["reason"]) == ("127.0.0.1", 9, "NO_SOCKET")
+    assert closed["pid"] is None and closed["owner"] == "unknown"
+    abort = next(r for r in sent if r["state"] is not None)
+    assert (abort["rport"], abort["pid"], abort["owner"]) == (6001, proc.pid, "task")
+    assert abort["reason"] and abort["reason"] != "NO_SOCKET"
+    # Three were received: both refusals (one of them netfilter's RST) and the abort's.
+    assert sorted((r["rport"], r["state"]) for r in received) == [
+        (9, "SYN_SENT"), (8888, "SYN_SENT"), (abort["lport"], "ESTABLISHED")]
+    assert all(r["reason"] is None for r in received)
+    assert "lost" not in err

@@ -65,6 +65,7 @@ OPTIONS: dict[str, Option] = {
                _FLAG),
         Option(("--min-ms",), "min_ms", "only connects that took at least this many milliseconds",
                {"type": _checked(parse_seconds), "metavar": "MS"}),
+        Option(("--stack",), "stack", "add each event's kernel stack", _FLAG),
         Option(("-M", "--max-events"), "max_events", "stop after N events",
                {"type": _checked(parse_count), "metavar": "N"}),
         Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",

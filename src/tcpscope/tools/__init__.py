@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._tool import Tool
 from .connect import Connect, Connlat
+from .drop import Drop
 from .life import Life
 from .reset import Reset
 from .retrans import Retrans
@@ -12,4 +13,6 @@ from .synack import Synack
 
 __all__ = ["TOOLS"]
 
-TOOLS: dict[str, type[Tool]] = {t.name: t for t in (Life, States, Connect, Connlat, Retrans, Synack, Reset)}
+TOOLS: dict[str, type[Tool]] = {
+    t.name: t for t in (Life, States, Connect, Connlat, Retrans, Synack, Reset, Drop)
+}

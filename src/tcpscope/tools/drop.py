@@ -1,0 +1,130 @@
+"""tcpscope drop: TCP packets the kernel dropped, with its reason (tcpdrop)."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from .._object import BpfObject
+from .._output import Column, Field, Renderer, flatten
+from .._tracefs import read_format
+from ._common import SocketTool, identity_cells, port_fields
+
+__all__ = ["Drop"]
+
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def tcp_flags(byte: int) -> str:
+    return "|".join(name for bit, name in enumerate(TCP_FLAGS) if byte >> bit & 1)
+
+
+class KernelSymbols:
+    """Kernel addresses to function+offset, from /proc/kallsyms (root sees real addresses)."""
+
+    def __init__(self) -> None:
+        entries = []
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                address, kind, name = line.split()[:3]
+                if kind in "tTwW":
+                    entries.append((int(address, 16), name))
+        entries.sort()
+        self._addresses = [a for a, _ in entries]
+        self._names = [n for _, n in entries]
+
+    def __call__(self, address: int) -> str:
+        i = bisect.bisect_right(self._addresses, address) - 1
+        if i < 0 or not self._addresses[i]:
+            return f"0x{address:x}"
+        return f"{self._names[i]}+0x{address - self._addresses[i]:x}"
+
+
+class Drop(SocketTool):
+    name = "drop"
+    summary = "TCP packets the kernel dropped, with its reason and TCP flags (tcpdrop)"
+    description = """\
+One line per TCP packet the kernel dropped (tcpdrop), from the stable
+tracepoint skb:kfree_skb; only TCP packets, checked in the packet's IP header.
+SADDR:SPORT > DADDR:DPORT is the packet's own direction. REASON is the drop
+reason by the name the running kernel gives it (its kfree_skb format file),
+never from a table of ours. STATE is the socket's, when there is one. PID/COMM
+is the owner of the receiving socket (6.11+ passes it to the tracepoint), else
+"-": for other drops the kernel offers BPF no socket it may look the owner up
+by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."""
+    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
+               "netns", "duration", "verbose", "stack")
+    object_name = "drop"
+    record = "drop_event"
+    record_fields = ("ts_ns", "reason", "state", "stack_id", "flags", "owner", "cpu", "sock", "lport",
+                     "rport")
+    tracing = "TCP drops"
+    skip_programs = ("owner_reads",)
+    cells = (
+        Field("time", "number", "UNIX time of the drop, in seconds", decimals=6),
+        *identity_cells(),
+        *port_fields(),
+        Field("reason", "word", "why the kernel dropped it, by the running kernel's name"),
+        Field("state", "word", "the socket's TCP state; null without a socket", True),
+        Field("flags", "word", 'the TCP header\'s flags, e.g. "SYN" or "PSH|ACK"'),
+        Field("stack", "text", "with --stack: the kernel stack, innermost first; else null", True),
+    )
+    fields = flatten(cells)
+
+    def constants(self) -> dict[str, Any]:
+        return {**super().constants(), "with_stack": int(bool(self.args.stack))}
+
+    def columns(self) -> list[Column]:
+        width = 46 if self.args.wide else 21
+        columns = [
+            Column("PID", "pid", 7),
+            Column("COMM", "comm", 16 if self.args.wide else 10, truncate=True),
+            Column("SADDR:SPORT", "laddr", width, text=_endpoint, more=("lport",)),
+            Column(">", "", 1, table_only=True),
+            Column("DADDR:DPORT", "raddr", width, text=_endpoint, more=("rport",)),
+            Column("STATE", "state", 11),
+            Column("FLAGS", "flags", 11),
+            Column("REASON", "reason"),
+        ]
+        if self.args.csv:
+            columns = [Column("PID", "pid"), Column("COMM", "comm"), Column("SADDR", "laddr"),
+                       Column("SPORT", "lport"), Column("DADDR", "raddr"), Column("DPORT", "rport"),
+                       Column("STATE", "state"), Column("FLAGS", "flags"), Column("REASON", "reason")]
+        if self.args.stack and not self.args.csv:
+            columns.append(Column("", "stack", text=lambda stack: "\n\t" + stack.replace(" <- ", "\n\t")))
+        return columns
+
+    def attached(self, obj: BpfObject) -> None:
+        self._obj = obj  # the stacks map, for --stack
+
+    def row_maker(self, render: Renderer) -> Any:
+        offset = self.clock_offset_ns
+        owner_of, cpu_of, sock_of = self.identity_converters(render)
+        state_of, stack_of = render.convert("state"), render.convert("stack")
+        states = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
+        reasons = read_format("skb:kfree_skb").symbols.get("reason", {})
+        symbols = KernelSymbols() if self.args.stack else None
+        obj = getattr(self, "_obj", None)
+
+        def stack(stack_id: int) -> str | None:
+            if symbols is None or obj is None or stack_id < 0:
+                return None
+            frames = obj.lookup("stacks", stack_id, 64 * 8)
+            addresses = [int.from_bytes(frames[i:i + 8], "little") for i in range(0, len(frames), 8)]
+            frames = [symbols(a) for a in addresses if a]
+            # The first frames are the BPF program and the tracepoint's own call.
+            while frames and frames[0].startswith(("bpf_prog_", "bpf_trace_run")):
+                frames.pop(0)
+            return " <- ".join(frames)
+
+        def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            ts, reason, state, stack_id, flags, owner, cpu, sock, lport, rport = r
+            return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
+                    reasons.get(reason, str(reason)), state_of(states.get(state) if state else None),
+                    tcp_flags(flags), stack_of(stack(stack_id)))
+
+        return row

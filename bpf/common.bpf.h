@@ -130,6 +130,22 @@ sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *a
 	return info;
 }
 
+/* The value for key in a counting map, created zeroed on first use; NULL
+ * (and counted) when the map is full. */
+static __always_inline void *counter_for(void *map, const void *key, const void *zero)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (!value) {
+		/* Another CPU may add it meanwhile: either way, look again. */
+		bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+		value = bpf_map_lookup_elem(map, key);
+	}
+	if (!value)
+		count(map_full);
+	return value;
+}
+
 /* For the tools that only need to know sockets' owners from their state changes. */
 static __always_inline void track_owner(const struct sock *sk, int oldstate, int newstate)
 {

@@ -25,16 +25,9 @@ static __always_inline void count_dest(const struct sock_ident *id, bool establi
 	struct dest_key key = { .sock = id->id, .rport = id->rport };
 	struct dest_count zero = {}, *c;
 
-	c = bpf_map_lookup_elem(&counts, &key);
-	if (!c) {
-		/* Another CPU may add it meanwhile: either way, look again. */
-		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&counts, &key);
-	}
-	if (!c) {
-		count(map_full);
+	c = counter_for(&counts, &key, &zero);
+	if (!c)
 		return;
-	}
 	if (established)
 		__sync_fetch_and_add(&c->established, 1);
 	else

@@ -29,16 +29,9 @@ static __always_inline void count_flow(const struct sock_ident *id, int err)
 	struct flow_key key = { .sock = id->id, .lport = id->lport, .rport = id->rport };
 	struct flow_count zero = {}, *c;
 
-	c = bpf_map_lookup_elem(&counts, &key);
-	if (!c) {
-		/* Another CPU may add it meanwhile: either way, look again. */
-		bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&counts, &key);
-	}
-	if (!c) {
-		count(map_full);
+	c = counter_for(&counts, &key, &zero);
+	if (!c)
 		return;
-	}
 	if (err)
 		__sync_fetch_and_add(&c->failed, 1);
 	else

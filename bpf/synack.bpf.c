@@ -47,16 +47,9 @@ int BPF_PROG(synack_retransmit, const struct sock *sk, const struct request_sock
 		key.sock.netns = id.id.netns;
 		__builtin_memcpy(key.sock.laddr, id.id.laddr, 16);
 		key.lport = id.lport;
-		n = bpf_map_lookup_elem(&counts, &key);
-		if (!n) {
-			/* Another CPU may add it meanwhile: either way, look again. */
-			bpf_map_update_elem(&counts, &key, &zero, BPF_NOEXIST);
-			n = bpf_map_lookup_elem(&counts, &key);
-		}
+		n = counter_for(&counts, &key, &zero);
 		if (n)
 			__sync_fetch_and_add(&n->value, 1);
-		else
-			count(map_full);
 		return 0;
 	}
 	e = event_reserve(sizeof(*e));

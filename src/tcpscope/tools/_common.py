@@ -12,7 +12,8 @@ from .._object import ObjectSpec
 from .._output import Cell, Column, Field, Group, Renderer
 from .._tool import Tool
 
-__all__ = ["SOCKET_OPTIONS", "SocketTool", "identity_cells", "identity_decoders", "owner_fields",
+__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders",
+           "owner_fields",
            "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns"]
 
 # The options of the socket tools (see _options.py).
@@ -108,8 +109,23 @@ def identity_decoders(spec: ObjectSpec) -> dict[str, Callable[[bytes], tuple[Any
     return {"owner": owner, "cpu": task, "sock": sock}
 
 
+def endpoint(address: str, port: int) -> str:
+    """ADDR:PORT, with an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 class SocketTool(Tool):
     """A tool whose events end with the identity groups (identity_cells())."""
+
+    @property
+    def counting(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.args, "count", False))
+
+    def constants(self) -> dict[str, Any]:
+        values = super().constants()
+        if "count" in self.options:
+            values["count_only"] = int(self.counting)
+        return values
 
     def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
         return identity_decoders(self.spec)

@@ -9,7 +9,12 @@ from typing import Any
 
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten
-from ._common import SocketTool, identity_cells, identity_decoders, port_fields
+from ._common import (
+    SocketTool,
+    identity_cells,
+    identity_decoders,
+    port_fields,
+)
 
 __all__ = ["Connect", "Connlat"]
 
@@ -51,12 +56,8 @@ counts at exit; --min-ms shows only connects that took at least that long."""
     )
     fields = flatten(cells)
 
-    @property
-    def counting(self) -> bool:
-        return bool(getattr(self.args, "count", False))
-
     def constants(self) -> dict[str, Any]:
-        values = {**super().constants(), "count_only": int(self.counting)}
+        values = super().constants()
         if self.args.min_ms:
             values["min_latency_ns"] = int(self.args.min_ms * 1e6)
         return values

@@ -8,15 +8,17 @@ from typing import Any
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
-from ._common import SocketTool, identity_cells, port_fields
+from ._common import (
+    SocketTool,
+    endpoint,
+    identity_cells,
+    port_fields,
+)
 
 __all__ = ["Drop"]
 
 TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
-
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def tcp_flags(byte: int) -> str:
@@ -83,9 +85,9 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."
         columns = [
             Column("PID", "pid", 7),
             Column("COMM", "comm", 16 if self.args.wide else 10, truncate=True),
-            Column("SADDR:SPORT", "laddr", width, text=_endpoint, more=("lport",)),
+            Column("SADDR:SPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column(">", "", 1, table_only=True),
-            Column("DADDR:DPORT", "raddr", width, text=_endpoint, more=("rport",)),
+            Column("DADDR:DPORT", "raddr", width, text=endpoint, more=("rport",)),
             Column("STATE", "state", 11),
             Column("FLAGS", "flags", 11),
             Column("REASON", "reason"),

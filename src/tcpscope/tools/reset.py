@@ -6,13 +6,17 @@ from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
-from ._common import SocketTool, address_columns, identity_cells, owner_columns, port_fields
+from ._common import (
+    SocketTool,
+    address_columns,
+    endpoint,
+    identity_cells,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["Reset"]
 
-
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class Reset(SocketTool):
@@ -51,9 +55,9 @@ reset') are not TCP's: only their reception is seen."""
         return [
             Column("PID", "pid", 7),
             Column("COMM", "comm", 16 if self.args.wide else 10, truncate=True),
-            Column("LADDR:LPORT", "laddr", width, text=_endpoint, more=("lport",)),
+            Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column("DIR", "direction", 3, text=lambda d: ">" if d == "sent" else "<"),
-            Column("RADDR:RPORT", "raddr", width, text=_endpoint, more=("rport",)),
+            Column("RADDR:RPORT", "raddr", width, text=endpoint, more=("rport",)),
             Column("STATE", "state", 11),
             Column("REASON", "reason"),
         ]

@@ -10,6 +10,7 @@ from .._output import Column, Field, Renderer, flatten, time_columns
 from ._common import (
     SocketTool,
     address_columns,
+    endpoint,
     identity_cells,
     identity_decoders,
     owner_columns,
@@ -18,9 +19,6 @@ from ._common import (
 
 __all__ = ["Retrans"]
 
-
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class Retrans(SocketTool):
@@ -55,13 +53,6 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     )
     fields = flatten(cells)
 
-    @property
-    def counting(self) -> bool:
-        return bool(self.args.count)
-
-    def constants(self) -> dict[str, Any]:
-        return {**super().constants(), "count_only": int(self.counting)}
-
     def _states(self) -> dict[int, str]:
         return {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
 
@@ -75,9 +66,9 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         return hms + [
             Column("PID", "pid", 7),
             Column("IP", "family", 2),
-            Column("LADDR:LPORT", "laddr", width, text=_endpoint, more=("lport",)),
+            Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column("T>", "type", 2, text=lambda t: "R>" if t == "retransmit" else "F>"),
-            Column("RADDR:RPORT", "raddr", width, text=_endpoint, more=("rport",)),
+            Column("RADDR:RPORT", "raddr", width, text=endpoint, more=("rport",)),
             Column("STATE", "state", 11 if sequence else 0),
         ] + sequence
 
@@ -111,7 +102,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
             return "\n".join(lines) + "\n"
         lines = [f"{'LADDR:LPORT':<25} {'RADDR:RPORT':<29} {'RETRANSMITS':>11} {'FAILED':>6}"]
         for _total, _family, laddr, lport, raddr, rport, _netns, sent, failed in flows:
-            lines.append(f"{_endpoint(laddr, lport):<25} <-> {_endpoint(raddr, rport):<25} {sent:>11} "
+            lines.append(f"{endpoint(laddr, lport):<25} <-> {endpoint(raddr, rport):<25} {sent:>11} "
                          f"{failed:>6}")
         return "\n".join(lines) + "\n"
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
-from ._common import SOCKET_OPTIONS, SocketTool, address_columns, identity_cells, owner_columns, port_fields
+from ._common import (
+    SOCKET_OPTIONS,
+    SocketTool,
+    address_columns,
+    identity_cells,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["States"]
 

@@ -10,6 +10,7 @@ from .._output import Column, Field, Renderer, flatten
 from ._common import (
     SocketTool,
     address_columns,
+    endpoint,
     identity_cells,
     identity_decoders,
     owner_columns,
@@ -50,13 +51,6 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
     )
     fields = flatten(cells)
 
-    @property
-    def counting(self) -> bool:
-        return bool(self.args.count)
-
-    def constants(self) -> dict[str, Any]:
-        return {**super().constants(), "count_only": int(self.counting)}
-
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
         if self.args.csv:
@@ -91,7 +85,7 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
             return "IP,LADDR,LPORT,NETNS,RETRANSMITS\n" + "".join(
                 f"{f},{a},{p},{ns},{n}\n" for n, f, a, p, ns in listeners)
         lines = [f"{'LISTENER':<47} {'SYNACK_RETRANSMITS':>18}"]
-        lines += [f"{(f'[{a}]' if ':' in a else a) + f':{p}':<47} {n:>18}" for n, f, a, p, _ns in listeners]
+        lines += [f"{endpoint(a, p):<47} {n:>18}" for n, _f, a, p, _ns in listeners]
         return "\n".join(lines) + "\n"
 
     def exit_notes(self, counters: Any) -> list[str]:

@@ -65,13 +65,25 @@ static __always_inline void emit(const struct sock_ident *id, const struct sock_
 	event_submit(e);
 }
 
+/* Present since 6.10, when tcp_send_reset gained its reason argument. */
+enum sk_rst_reason {
+	SK_RST_REASON_NOT_SPECIFIED,
+};
+
+struct trace_event_raw_tcp_send_reset {
+	enum sk_rst_reason reason; /* an enum, as in the kernel, for CO-RE to match it */
+} __attribute__((preserve_access_index));
+
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(reset_sent, const struct sock *sk, const struct sk_buff *skb, int reason)
+int BPF_PROG(reset_sent, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct sock_ident id = {};
 	struct sock_info *info = NULL;
 	struct tcp_sock *tp;
-	int state = 0;
+	int state = 0, reason = 0;
+
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_send_reset, reason))
+		reason = (int)ctx[2];
 
 	if (sk) {
 		state = sk->__sk_common.skc_state;

@@ -30,11 +30,15 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     flows, _ = counts.stop_json(settle=0)
     after = netns.counters()
 
-    segments = after["TcpRetransSegs"] - before["TcpRetransSegs"]
-    failed = after["TcpExtTCPRetransFail"] - before["TcpExtTCPRetransFail"]
-    assert segments > 10 and "lost" not in err
-    assert len(rows) == segments
-    assert sum(r["type"] == "failed" for r in rows) == failed
+    segments = after["TcpRetransSegs"] - before["TcpRetransSegs"]  # attempted
+    failures = after["TcpExtTCPRetransFail"] - before["TcpExtTCPRetransFail"]  # attempted, failed
+    sent = [r for r in rows if r["type"] == "retransmit"]
+    failed = [r for r in rows if r["type"] == "failed"]
+    assert len(sent) > 10 and "lost" not in err
+    assert len(sent) == segments - failures
+    # The tracepoint also reports retransmits the kernel did not even attempt (throttled:
+    # -EAGAIN, -EBUSY), which neither counter counts.
+    assert len(failed) >= failures
     assert all((r["type"] == "failed") == (r["err"] != 0) for r in rows)
     for r in rows:
         assert (r["laddr"], r["lport"], r["raddr"]) == ("127.0.0.1", srv.port, "127.0.0.1")
@@ -42,4 +46,4 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
         assert r["state"] in ("ESTABLISHED", "FIN_WAIT1", "CLOSING", "LAST_ACK")
     assert len({r["rport"] for r in rows}) == 1
     assert [(f["lport"], f["rport"], f["retransmits"], f["failed"]) for f in flows] == [
-        (srv.port, rows[0]["rport"], segments - failed, failed)]
+        (srv.port, rows[0]["rport"], len(sent), len(failed))]

@@ -15,13 +15,6 @@ struct trace_event_raw_kfree_skb {
 	void *rx_sk;
 } __attribute__((preserve_access_index));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 4096);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, 64 * sizeof(__u64));
-} stacks SEC(".maps");
-
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(drop_track, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -89,7 +82,8 @@ int BPF_PROG(drop_skb, struct sk_buff *skb, void *location, int reason)
 	e->reason = reason;
 	e->state = state;
 	e->flags = tcp[13];
-	e->stack_id = with_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
+	/* In the event itself: a shared stack map can lose a stack to another. */
+	e->stack_bytes = with_stack ? bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0) : 0;
 	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, info, &id);
 	event_submit(e);
 	return 0;

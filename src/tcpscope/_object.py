@@ -191,14 +191,6 @@ class BpfObject:
         offset, size = self.spec.variables(section)[name]
         return self.spec.layout(struct_name).decode(value.raw[offset:offset + size])
 
-    def lookup(self, name: str, key: int, value_size: int) -> bytes:
-        """The value of a map with 4-byte keys (b"" when there is none)."""
-        value = ctypes.create_string_buffer(value_size)
-        k = ctypes.c_uint32(key)
-        if self._lib.bpf_map_lookup_elem(self._lib.bpf_map__fd(self._map(name)), ctypes.byref(k), value):
-            return b""
-        return value.raw
-
     def map_items(self, name: str, key_struct: str, value_struct: str) -> list[tuple[Any, Any]]:
         """Every (key, value) of a hash map, decoded through BTF."""
         fd = self._lib.bpf_map__fd(self._map(name))

@@ -91,9 +91,6 @@ class Tool:
         """What the user should know at exit besides lost events."""
         return []
 
-    def attached(self, obj: BpfObject) -> None:
-        """Called once the object is loaded and attached (for tools that read its maps)."""
-
     def count_report(self, obj: BpfObject) -> str:
         """The counts of a counting run, printed at exit."""
         return ""
@@ -155,7 +152,6 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         obj.skip(tool.skip_programs)
         obj.load()
         obj.attach()
-        tool.attached(obj)
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
         try:
             if tool.counting:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
 from ._common import (
@@ -62,8 +61,8 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."
                "netns", "duration", "verbose", "stack")
     object_name = "drop"
     record = "drop_event"
-    record_fields = ("ts_ns", "reason", "state", "stack_id", "flags", "owner", "cpu", "sock", "lport",
-                     "rport")
+    record_fields = ("ts_ns", "reason", "state", "stack_bytes", "flags", "owner", "cpu", "sock", "lport",
+                     "rport", "stack")
     tracing = "TCP drops"
     skip_programs = ("owner_reads",)
     cells = (
@@ -100,9 +99,6 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."
             columns.append(Column("", "stack", text=lambda stack: "\n\t" + stack.replace(" <- ", "\n\t")))
         return columns
 
-    def attached(self, obj: BpfObject) -> None:
-        self._obj = obj  # the stacks map, for --stack
-
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
         owner_of, cpu_of, sock_of = self.identity_converters(render)
@@ -110,13 +106,11 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."
         states = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
         reasons = read_format("skb:kfree_skb").symbols.get("reason", {})
         symbols = KernelSymbols() if self.args.stack else None
-        obj = getattr(self, "_obj", None)
 
-        def stack(stack_id: int) -> str | None:
-            if symbols is None or obj is None or stack_id < 0:
+        def stack(raw: bytes, size: int) -> str | None:
+            if symbols is None or size <= 0:
                 return None
-            frames = obj.lookup("stacks", stack_id, 64 * 8)
-            addresses = [int.from_bytes(frames[i:i + 8], "little") for i in range(0, len(frames), 8)]
+            addresses = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, size, 8)]
             frames = [symbols(a) for a in addresses if a]
             # The first frames are the BPF program and the tracepoint's own call.
             while frames and frames[0].startswith(("bpf_prog_", "bpf_trace_run")):
@@ -124,9 +118,9 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."
             return " <- ".join(frames)
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, reason, state, stack_id, flags, owner, cpu, sock, lport, rport = r
+            ts, reason, state, stack_bytes, flags, owner, cpu, sock, lport, rport, raw_stack = r
             return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
                     reasons.get(reason, str(reason)), state_of(states.get(state) if state else None),
-                    tcp_flags(flags), stack_of(stack(stack_id)))
+                    tcp_flags(flags), stack_of(stack(raw_stack, stack_bytes)))
 
         return row

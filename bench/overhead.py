@@ -59,7 +59,9 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope retrans": [*tcpscope, "retrans", "-j"],
         "tcpscope synack": [*tcpscope, "synack", "-j"],
         "tcpscope connect": [*tcpscope, "connect", "-j"],
+        "tcpscope accept": [*tcpscope, "accept", "-j"],
         "tcpscope reset": [*tcpscope, "reset", "-j"],
+        "tcpscope drop": [*tcpscope, "drop", "-j"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
         "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
@@ -116,7 +118,7 @@ def main() -> None:
     p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
     modes = ["baseline", "tcpscope life", "tcpscope states", "tcpscope retrans", "tcpscope synack",
-             "tcpscope connect", "tcpscope reset", "tcpdump",
+             "tcpscope connect", "tcpscope accept", "tcpscope reset", "tcpscope drop", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

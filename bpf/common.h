@@ -59,6 +59,12 @@ struct sock_id {
 	__u16 family;
 };
 
+/* A listening socket: its local half. */
+struct listener_key {
+	struct sock_id sock; /* the remote half is zero */
+	__u16 lport;
+};
+
 struct sock_info {
 	__u64 born_ns;    /* 0: existed before tracing */
 	__u64 changed_ns; /* last state change, 0: not seen */

@@ -26,6 +26,7 @@ typedef _Bool bool;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
 };
@@ -86,8 +87,13 @@ struct sock_common {
 	struct in6_addr skc_v6_rcv_saddr;
 } __attribute__((preserve_access_index));
 
+struct socket;
+
 struct sock {
 	struct sock_common __sk_common;
+	struct socket *sk_socket; /* NULL until accept() hands the socket to a process */
+	__u16 sk_type;
+	__u16 sk_protocol;
 	int sk_err;
 	int sk_err_soft;
 	__u32 sk_ack_backlog;
@@ -142,6 +148,27 @@ struct tcp_skb_cb {
 struct trace_event_raw_tcp_retransmit_skb {
 	int err;
 } __attribute__((preserve_access_index));
-struct task_struct;
+
+/* From a task to the socket behind one of its file descriptors. */
+struct socket {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct file {
+	void *private_data;
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct files_struct *files;
+} __attribute__((preserve_access_index));
 
 #endif

@@ -15,12 +15,7 @@ struct synack_event {
 	__u16 rport;
 };
 
-/* Per-listener counts, for -c. */
-struct listener_key {
-	struct sock_id sock; /* the remote half is zero */
-	__u16 lport;
-};
-
+/* Per-listener counts, for -c, are keyed by struct listener_key. */
 struct counter {
 	__u64 value;
 };

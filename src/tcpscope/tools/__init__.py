@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._tool import Tool
+from .accept import Accept
 from .connect import Connect, Connlat
 from .drop import Drop
 from .life import Life
@@ -14,5 +15,5 @@ from .synack import Synack
 __all__ = ["TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
-    t.name: t for t in (Life, States, Connect, Connlat, Retrans, Synack, Reset, Drop)
+    t.name: t for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop)
 }

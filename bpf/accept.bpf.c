@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tcpscope accept: passive connections as accept() returns them, from the
+ * syscalls:sys_{enter,exit}_accept{,4} tracepoints (process context: the
+ * accepting task), and those that closed in the accept queue unaccepted, from
+ * sock:inet_sock_set_state.
+ */
+#include "common.bpf.h"
+#include "accept.h"
+
+EXPORT_TYPE(struct accept_event, accept_event);
+
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+/* A kernel pointer read with probes, as a pointer the program may load
+ * from directly (6.2+). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define kernel_cast(ptr, type) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
+/* The listening socket of each accept() in progress, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u64); /* struct sock * */
+} accepting SEC(".maps");
+
+/* Listeners' owners: the stand-in owner of a connection that closed before
+ * it was accepted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listener_key); /* family 0: a dual-stack listener takes both */
+	__type(value, struct owner_id);
+} listeners SEC(".maps");
+
+/* The records of the syscall tracepoints, as their format files give them. */
+struct syscall_enter {
+	__u64 common;
+	__s32 nr;
+	__u64 fd; /* the first argument */
+};
+
+struct syscall_exit {
+	__u64 common;
+	__s32 nr;
+	__s64 ret;
+};
+
+/* The socket behind one of the current task's file descriptors. */
+static __always_inline struct sock *fd_sock(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+	struct socket *sock;
+
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void listener_key_of(const struct sock_ident *id, struct listener_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->sock.netns = id->id.netns;
+	__builtin_memcpy(key->sock.laddr, id->id.laddr, 16);
+	key->lport = id->lport;
+}
+
+/* listen() names a listener's owner; failing that, its first accept() seen. */
+static __always_inline void remember_listener(const struct sock_ident *id, const struct owner_id *owner,
+					      __u64 flags)
+{
+	struct listener_key key;
+
+	listener_key_of(id, &key);
+	bpf_map_update_elem(&listeners, &key, owner, flags);
+}
+
+static __always_inline int accept_enter(struct syscall_enter *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	__u64 listener;
+
+	if (filter_pid && tid >> 32 != filter_pid)
+		return 0;
+	listener = (__u64)fd_sock(ctx->fd);
+	if (listener)
+		bpf_map_update_elem(&accepting, &tid, &listener, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int accept_exit(struct syscall_exit *ctx)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct sock_ident id, listener_id;
+	struct owner_id owner;
+	struct accept_event *e;
+	struct sock *listener, *sk;
+	__u64 *stashed;
+
+	stashed = bpf_map_lookup_elem(&accepting, &tid);
+	if (!stashed)
+		return 0;
+	listener = kernel_cast((void *)*stashed, struct sock);
+	bpf_map_delete_elem(&accepting, &tid);
+	if (ctx->ret < 0 || !listener)
+		return 0;
+	sk = fd_sock(ctx->ret);
+	if (!sk)
+		return 0;
+	sk = kernel_cast(sk, struct sock);
+	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+		return 0;
+	sock_identify(sk, kernel_cast(sk, struct tcp_sock), &id);
+	if (!sock_passes(&id))
+		return 0;
+	set_owner_current(&owner, OWNER_TASK);
+	sock_identify(listener, kernel_cast(listener, struct tcp_sock), &listener_id);
+	remember_listener(&listener_id, &owner, BPF_NOEXIST);
+
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->backlog = listener->sk_ack_backlog;
+	e->max_backlog = listener->sk_max_ack_backlog;
+	e->accepted = 1;
+	e->owner = owner;
+	e->cpu.pid = owner.pid;
+	__builtin_memcpy(e->cpu.comm, owner.comm, sizeof(owner.comm));
+	e->sock = id.id;
+	e->lport = id.lport;
+	e->rport = id.rport;
+	event_submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int accept4_enter(struct syscall_enter *ctx)
+{
+	return accept_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int accept4_exit(struct syscall_exit *ctx)
+{
+	return accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int accept_enter_old(struct syscall_enter *ctx)
+{
+	return accept_enter(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int accept_exit_old(struct syscall_exit *ctx)
+{
+	return accept_exit(ctx);
+}
+
+/*
+ * -> LISTEN runs in listen(), the listener's owner. A connection that leaves
+ * ESTABLISHED or CLOSE_WAIT for CLOSE (a reset, or its listener closing) with no struct
+ * socket was never accepted: accept() grafts one on, and a process's close()
+ * goes through FIN_WAIT1 or LAST_ACK before it lets go of it.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct owner_id *owner, me;
+	struct listener_key key;
+	struct accept_event *e;
+	struct sock_ident id;
+	struct tcp_sock *tp;
+
+	if (newstate == TCP_LISTEN) {
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (!tp)
+			return 0;
+		sock_identify(sk, tp, &id);
+		set_owner_current(&me, OWNER_TASK);
+		remember_listener(&id, &me, BPF_ANY);
+		return 0;
+	}
+	if (newstate != TCP_CLOSE || (oldstate != TCP_ESTABLISHED && oldstate != TCP_CLOSE_WAIT) ||
+	    sk->sk_socket)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	sock_identify(sk, tp, &id);
+	if (!sock_passes(&id))
+		return 0;
+	listener_key_of(&id, &key);
+	owner = bpf_map_lookup_elem(&listeners, &key);
+	if (!owner) {
+		__builtin_memset(key.sock.laddr, 0, 16); /* a wildcard listener */
+		owner = bpf_map_lookup_elem(&listeners, &key);
+	}
+	if (filter_pid && (!owner || owner->pid != filter_pid))
+		return 0;
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->backlog = 0;
+	e->max_backlog = 0;
+	e->accepted = 0;
+	if (owner) {
+		e->owner = *owner;
+		e->owner.kind = OWNER_LISTENER;
+	} else {
+		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
+	}
+	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
+	e->sock = id.id;
+	e->lport = id.lport;
+	e->rport = id.rport;
+	event_submit(e);
+	return 0;
+}

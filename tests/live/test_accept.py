@@ -1,0 +1,101 @@
+"""tcpscope accept: who accepted each connection, the accept queue, and connections
+that closed in the queue, against the namespace's counters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.live.conftest import Netns, Tracer
+
+# Six connections wait in the accept queue; then three children, one after the
+# other, accept two each. Each child prints its pid and its peers' ports.
+FORKING = """
+import os, socket, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", 6100)); srv.listen(16)
+other = socket.socket(); other.bind(("127.0.0.1", 6101)); other.listen(4)
+clients = [socket.create_connection(("127.0.0.1", 6100)) for _ in range(6)]
+extra = socket.create_connection(("127.0.0.1", 6101))
+for _ in range(3):
+    if os.fork() == 0:
+        ports = [srv.accept()[1][1] for _ in range(2)]
+        print(os.getpid(), *ports, flush=True)
+        os._exit(0)
+    os.wait()
+other.accept()
+"""
+
+# Dual-stack listener 6200 (listen() while tracing) and listener 6300 (before
+# tracing), neither accepting: connections close in their queues.
+UNACCEPTED = """
+import socket, struct, sys
+def reset(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
+old = socket.socket(); old.bind(("127.0.0.1", 6300)); old.listen(4)
+print("listening", flush=True); sys.stdin.readline()  # the tracer starts now
+srv = socket.socket(socket.AF_INET6); srv.bind(("::", 6200)); srv.listen(4)
+v4 = socket.create_connection(("127.0.0.1", 6200))
+v6 = socket.create_connection(("::1", 6200))
+print(v4.getsockname()[1], v6.getsockname()[1], flush=True)
+reset(v4)  # the client resets a queued connection
+reset(socket.create_connection(("127.0.0.1", 6300)))
+srv.close()  # the listener closes with v6 still queued
+"""
+
+
+def test_forking_server_children_accept(netns: Netns) -> None:
+    events = Tracer("accept", "-j", "-N", netns.path)
+    only = Tracer("accept", "-j", "-L", "6101", "-N", netns.path)
+    table = Tracer("accept", "-N", netns.path)
+    before = netns.counters()
+    out = netns.run([sys.executable, "-c", FORKING]).stdout
+    after = netns.counters()
+    rows, err = events.stop_json()
+    only_rows, _ = only.stop_json(settle=0)
+    text, _, _ = table.stop(settle=0)
+
+    accepted = {}
+    for line in out.splitlines():
+        pid, *ports = map(int, line.split())
+        accepted.update({port: pid for port in ports})
+    assert len(accepted) == 6 and len(set(accepted.values())) == 3
+    server = [r for r in rows if r["lport"] == 6100]
+    assert {r["rport"]: r["pid"] for r in server} == accepted  # each child, not the parent
+    assert [r["backlog"] for r in server] == [5, 4, 3, 2, 1, 0]  # what is left after each accept
+    for r in server:
+        assert (r["owner"], r["result"], r["max_backlog"], r["laddr"], r["raddr"]) == (
+            "task", "accepted", 16, "127.0.0.1", "127.0.0.1")
+        assert (r["cpu_pid"], r["netns"]) == (r["pid"], netns.inode)
+    assert [(r["lport"], r["backlog"]) for r in only_rows] == [(6101, 0)]
+    assert len(rows) == after["TcpPassiveOpens"] - before["TcpPassiveOpens"] == 7
+    assert "lost" not in err
+    lines = text.splitlines()
+    assert lines[0].split() == ["PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT", "BL", "RESULT"]
+    assert len(lines) == 8 and lines[1].split()[-2:] == ["5/16", "accepted"]
+
+
+def test_connections_closed_in_the_queue(netns: Netns) -> None:
+    server = netns.popen([sys.executable, "-c", UNACCEPTED], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert server.stdin is not None and server.stdout is not None
+    assert server.stdout.readline().strip() == "listening"
+    events = Tracer("accept", "-j", "-N", netns.path)
+    table = Tracer("accept", "-N", netns.path)
+    before = netns.counters()
+    server.stdin.write("\n")
+    server.stdin.flush()
+    v4_port, v6_port = map(int, server.stdout.readline().split())
+    assert server.wait(timeout=10) == 0
+    after = netns.counters()
+    rows, _ = events.stop_json()
+    text, _, _ = table.stop(settle=0)
+
+    got = [(r["lport"], r["raddr"], r["rport"] if r["lport"] == 6200 else None, r["pid"], r["owner"],
+            r["result"], r["backlog"], r["max_backlog"]) for r in rows]
+    # An IPv4 client of a dual-stack listener is an IPv6 socket with a mapped address.
+    assert got == [
+        (6200, "::ffff:127.0.0.1", v4_port, server.pid, "listener", "not accepted", None, None),  # reset
+        (6300, "127.0.0.1", None, None, "unknown", "not accepted", None, None),  # listen() before tracing
+        (6200, "::1", v6_port, server.pid, "listener", "not accepted", None, None),  # its listener closed
+    ]
+    assert after["TcpPassiveOpens"] - before["TcpPassiveOpens"] == 3
+    assert [line.split()[-3:] for line in text.splitlines()[1:]] == [["-", "not", "accepted"]] * 3

@@ -33,6 +33,10 @@ def tcpscope(*args: str) -> subprocess.CompletedProcess[str]:
         (["life", "-d", "0"], "is not a positive number of seconds"),
         (["life", "--bogus"], "unrecognized arguments: --bogus"),
         (["nosuchtool"], "invalid choice: 'nosuchtool'"),
+        (["accept", "-L", "65536"], "port 65536 is out of range (1-65535)"),
+        (["accept", "-p", "0"], "'0' is not a process ID"),
+        (["accept", "-c"], "unrecognized arguments: -c"),
+        (["accept", "-N", "/etc/hostname"], "is not a network namespace"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:

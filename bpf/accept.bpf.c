@@ -80,7 +80,9 @@ static __always_inline void remember_listener(const struct sock_ident *id, const
 	struct listener_key key;
 
 	listener_key_of(id, &key);
-	bpf_map_update_elem(&listeners, &key, owner, flags);
+	/* A lookup takes no lock: the usual case, a known listener, stays cheap. */
+	if (flags == BPF_ANY || !bpf_map_lookup_elem(&listeners, &key))
+		bpf_map_update_elem(&listeners, &key, owner, flags);
 }
 
 static __always_inline int accept_enter(struct syscall_enter *ctx)

@@ -146,11 +146,15 @@ static __always_inline void *counter_for(void *map, const void *key, const void 
 	return value;
 }
 
-/* For the tools that only need to know sockets' owners from their state changes. */
+/* For the tools that only need to know sockets' owners from their state
+ * changes: births and the changes made in process context. The others (most
+ * of them) return before any helper call. No times are kept. */
 static __always_inline void track_owner(const struct sock *sk, int oldstate, int newstate)
 {
+	if (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV)
+		return;
 	if (bpf_skc_to_tcp_sock((void *)sk))
-		sock_track(sk, oldstate, newstate, bpf_ktime_get_ns(), NULL);
+		sock_track(sk, oldstate, newstate, 0, NULL);
 }
 
 /* recvmsg() with data runs in the reading task: for a passive socket, the

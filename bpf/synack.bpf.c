@@ -21,8 +21,8 @@ struct {
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(synack_track, const struct sock *sk, const int oldstate, const int newstate)
 {
-	if ((newstate == TCP_LISTEN || oldstate == TCP_LISTEN) && bpf_skc_to_tcp_sock((void *)sk))
-		sock_track(sk, oldstate, newstate, bpf_ktime_get_ns(), NULL);
+	if (newstate == TCP_LISTEN && bpf_skc_to_tcp_sock((void *)sk))
+		sock_track(sk, oldstate, newstate, 0, NULL);
 	return 0;
 }
 

@@ -2,11 +2,12 @@
 
 nginx serves a small file on loopback in a private network namespace and
 'ab' (no keep-alive) opens one TCP connection per request. Each round runs
-every mode once, in rotating order: nothing attached (the baseline), each
-tcpscope tool writing every event as JSON to a file, tcpdump writing every
-packet to /dev/null, and bpftrace printing every inet_sock_set_state event.
-A mode's ratio is the median, over rounds, of its rate divided by the
-baseline's rate in the same round (the machine's speed drifts between rounds).
+every mode once, in rotating order: each tcpscope tool writing every event as
+JSON to a file, tcpdump writing every packet to /dev/null, and bpftrace
+printing every inet_sock_set_state event (or doing nothing with it). Each mode
+runs right next to a baseline run of its own (nothing attached), before or
+after it in turn; its ratio is the median, over rounds, of its rate divided by
+that baseline's (the machine's speed drifts, even within a round).
 
 Also reported: exec-to-attached time and peak RSS of the tcpscope tools,
 and the events they lost (must be 0).
@@ -134,26 +135,32 @@ def main() -> None:
                     "net.ipv4.ip_local_port_range=1024 65000"], check=True)
     nginx = subprocess.Popen(["ip", "netns", "exec", ns, "nginx", "-c", str(work / "nginx.conf")])
     rates: dict[str, list[float]] = {m: [] for m in modes}
+    ratios: dict[str, list[float]] = {m: [] for m in modes}
     startup: dict[str, list[float]] = {m: [] for m in modes}
     rss: dict[str, int] = {}
     lost: dict[str, int] = {}
+    traced = modes[1:]
     try:
         time.sleep(0.5)
         ab_rate(ns, 2000, a.concurrency)  # warm up
         for r in range(a.rounds):
-            order = modes[r % len(modes):] + modes[:r % len(modes)]
-            for mode in order:
-                cmd = tracer_command(mode, ns, str(work / "out"))
-                attached = Attached(cmd, ready_marker(mode), str(work / "out")) if cmd else None
-                rate = ab_rate(ns, a.requests, a.concurrency)
-                rates[mode].append(rate)
-                if attached:
-                    startup[mode].append(attached.startup)
-                    peak, err = attached.stop()
-                    rss[mode] = max(rss.get(mode, 0), peak)
-                    m = re.search(r"(\d+) events were lost", err)
-                    lost[mode] = lost.get(mode, 0) + (int(m[1]) if m else 0)
-                print(f"round {r + 1} {mode:32s} {rate:9.0f} req/s", file=sys.stderr)
+            for mode in traced[r % len(traced):] + traced[:r % len(traced)]:
+                # Each mode runs next to a baseline of its own, first or second in turn.
+                pair = {}
+                for m in (("baseline", mode) if r % 2 == 0 else (mode, "baseline")):
+                    cmd = tracer_command(m, ns, str(work / "out"))
+                    attached = Attached(cmd, ready_marker(m), str(work / "out")) if cmd else None
+                    pair[m] = ab_rate(ns, a.requests, a.concurrency)
+                    rates[m].append(pair[m])
+                    if attached:
+                        startup[m].append(attached.startup)
+                        peak, err = attached.stop()
+                        rss[m] = max(rss.get(m, 0), peak)
+                        found = re.search(r"(\d+) events were lost", err)
+                        lost[m] = lost.get(m, 0) + (int(found[1]) if found else 0)
+                ratios[mode].append(pair[mode] / pair["baseline"])
+                print(f"round {r + 1} {mode:32s} {pair[mode]:9.0f} req/s, ratio {ratios[mode][-1]:.3f}",
+                      file=sys.stderr)
     finally:
         nginx.terminate()
         nginx.wait()
@@ -162,16 +169,18 @@ def main() -> None:
     base = statistics.median(rates["baseline"])
     print(f"\n{a.rounds} rounds of ab -n {a.requests} -c {a.concurrency}, nginx on loopback, "
           f"{os.cpu_count()} CPUs; baseline median {base:.0f} connections/s\n")
-    print("| mode | median conn/s | median ratio to baseline | exec to attached | peak RSS | lost events |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode in modes:
-        med = statistics.median(rates[mode])
-        ratio = statistics.median(r / b for r, b in zip(rates[mode], rates["baseline"]))
+    print("| mode | median conn/s | median ratio to its baseline | middle half of ratios | exec to attached "
+          "| peak RSS | lost events |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| baseline (nothing attached) | {base:.0f} | 1.00 | | | | |")
+    for mode in traced:
+        q = statistics.quantiles(ratios[mode], n=4) if len(ratios[mode]) > 1 else ratios[mode] * 3
         ours = mode.startswith("tcpscope")
         up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and ours else ""
-        mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and mode.startswith("tcpscope") else ""
-        lo = str(lost.get(mode, "")) if mode.startswith("tcpscope") else ""
-        print(f"| {mode} | {med:.0f} | {ratio:.2f} | {up} | {mem} | {lo} |")
+        mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and ours else ""
+        lo = str(lost.get(mode, "")) if ours else ""
+        print(f"| {mode} | {statistics.median(rates[mode]):.0f} | {statistics.median(ratios[mode]):.3f} "
+              f"| {q[0]:.3f}-{q[2]:.3f} | {up} | {mem} | {lo} |")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,6 @@ struct {
 	__type(value, __u64); /* struct sock * */
 } accepting SEC(".maps");
 
-/* Listeners' owners: the stand-in owner of a connection that closed before
- * it was accepted. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct listener_key); /* family 0: a dual-stack listener takes both */
-	__type(value, struct owner_id);
-} listeners SEC(".maps");
-
 /* The records of the syscall tracepoints, as their format files give them. */
 struct syscall_enter {
 	__u64 common;
@@ -65,26 +56,6 @@ static __always_inline struct sock *fd_sock(__u64 fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline void listener_key_of(const struct sock_ident *id, struct listener_key *key)
-{
-	__builtin_memset(key, 0, sizeof(*key));
-	key->sock.netns = id->id.netns;
-	__builtin_memcpy(key->sock.laddr, id->id.laddr, 16);
-	key->lport = id->lport;
-}
-
-/* listen() names a listener's owner; failing that, its first accept() seen. */
-static __always_inline void remember_listener(const struct sock_ident *id, const struct owner_id *owner,
-					      __u64 flags)
-{
-	struct listener_key key;
-
-	listener_key_of(id, &key);
-	/* A lookup takes no lock: the usual case, a known listener, stays cheap. */
-	if (flags == BPF_ANY || !bpf_map_lookup_elem(&listeners, &key))
-		bpf_map_update_elem(&listeners, &key, owner, flags);
-}
-
 static __always_inline int accept_enter(struct syscall_enter *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -101,10 +72,11 @@ static __always_inline int accept_enter(struct syscall_enter *ctx)
 static __always_inline int accept_exit(struct syscall_exit *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
-	struct sock_ident id, listener_id;
+	struct sock_ident id;
 	struct owner_id owner;
 	struct accept_event *e;
 	struct sock *listener, *sk;
+	struct tcp_sock *tp;
 	__u64 *stashed;
 
 	stashed = bpf_map_lookup_elem(&accepting, &tid);
@@ -124,8 +96,10 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	if (!sock_passes(&id))
 		return 0;
 	set_owner_current(&owner, OWNER_TASK);
-	sock_identify(listener, kernel_cast(listener, struct tcp_sock), &listener_id);
-	remember_listener(&listener_id, &owner, BPF_NOEXIST);
+	/* listen() names a listener's owner; failing that, its first accept() seen. */
+	tp = kernel_cast(listener, struct tcp_sock);
+	if (!listener_owner_of(listener, tp))
+		listener_owner_set(listener, tp, &owner);
 
 	e = event_reserve(sizeof(*e));
 	if (!e)
@@ -178,18 +152,16 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct owner_id *owner, me;
-	struct listener_key key;
 	struct accept_event *e;
 	struct sock_ident id;
 	struct tcp_sock *tp;
 
 	if (newstate == TCP_LISTEN) {
 		tp = bpf_skc_to_tcp_sock((void *)sk);
-		if (!tp)
-			return 0;
-		sock_identify(sk, tp, &id);
-		set_owner_current(&me, OWNER_TASK);
-		remember_listener(&id, &me, BPF_ANY);
+		if (tp) {
+			set_owner_current(&me, OWNER_TASK);
+			listener_owner_set(sk, tp, &me);
+		}
 		return 0;
 	}
 	if (newstate != TCP_CLOSE || (oldstate != TCP_ESTABLISHED && oldstate != TCP_CLOSE_WAIT) ||
@@ -201,12 +173,7 @@ int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, con
 	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))
 		return 0;
-	listener_key_of(&id, &key);
-	owner = bpf_map_lookup_elem(&listeners, &key);
-	if (!owner) {
-		__builtin_memset(key.sock.laddr, 0, 16); /* a wildcard listener */
-		owner = bpf_map_lookup_elem(&listeners, &key);
-	}
+	owner = listener_owner_of(sk, tp);
 	if (filter_pid && (!owner || owner->pid != filter_pid))
 		return 0;
 	e = event_reserve(sizeof(*e));

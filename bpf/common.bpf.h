@@ -45,14 +45,30 @@ struct {
 	__uint(max_entries, 1 << 20);
 } spill SEC(".maps");
 
-/* Per-socket state lives in the socket itself: freed with it, never stale,
- * no hash map to fill. BPF_F_CLONE hands a listener's entry to its children. */
+/*
+ * Per-socket state, by the socket's address: made when a socket is born (or
+ * adopted), removed when the kernel destroys it (tcp:tcp_destroy_sock), so an
+ * address reused by a new socket never finds an old entry. A hash map, not
+ * socket-local storage: on a connection-heavy host, storage made and freed
+ * with every socket cost the traced workload several times as much.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for the sockets there are */
+	__uint(max_entries, 1 << 18);
+	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/* The owners of listening sockets, by local address and port: what their
+ * children's owner is until the children's own is seen. The next listen() on
+ * an address replaces its entry; LRU makes room for new ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key); /* family 0: a dual-stack listener takes both */
+	__type(value, struct owner_id);
+} listener_owners SEC(".maps");
 
 /* Put a type into the object's BTF, where user space reads its layout. */
 #define EXPORT_TYPE(type, name) type *name##_btf __attribute__((unused))
@@ -86,50 +102,6 @@ static __always_inline bool in_owner_syscall(int newstate)
 	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK;
 }
 
-/*
- * Follow a socket through a state change and return its tracked state, or
- * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
- * ->SYN_RECV (a child of a listener) or ->LISTEN. With adopted given, a socket
- * first seen later (it existed before tracing) is tracked from now on, marked
- * with born_ns == 0, and *adopted says so. A child carries its listener's owner, marked as a stand-in,
- * until its own owner is seen reading from it or closing it.
- */
-static __always_inline struct sock_info *
-sock_track(const struct sock *sk, int oldstate, int newstate, __u64 now, bool *adopted)
-{
-	struct sock *s = (struct sock *)sk;
-	struct sock_info *info = bpf_sk_storage_get(&socks, s, 0, 0);
-
-	if (newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV || newstate == TCP_LISTEN) {
-		if (!info) {
-			info = bpf_sk_storage_get(&socks, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
-			if (!info) {
-				count(storage_failed);
-				return NULL;
-			}
-		}
-		/* A child's entry starts as a copy of its listener's, if any. */
-		info->owner.kind = newstate == TCP_SYN_RECV && info->owner.kind == OWNER_TASK ?
-			OWNER_LISTENER : OWNER_UNKNOWN;
-		info->flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
-		info->born_ns = now;
-		info->changed_ns = 0;
-	} else if (!info) {
-		if (!adopted)
-			return NULL;
-		info = bpf_sk_storage_get(&socks, s, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!info) {
-			count(storage_failed);
-			return NULL;
-		}
-		*adopted = true;
-	}
-	if (in_owner_syscall(newstate) &&
-	    (info->owner.kind != OWNER_TASK || newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
-		set_owner_current(&info->owner, OWNER_TASK);
-	return info;
-}
-
 /* The value for key in a counting map, created zeroed on first use; NULL
  * (and counted) when the map is full. */
 static __always_inline void *counter_for(void *map, const void *key, const void *zero)
@@ -144,29 +116,6 @@ static __always_inline void *counter_for(void *map, const void *key, const void 
 	if (!value)
 		count(map_full);
 	return value;
-}
-
-/* For the tools that only need to know sockets' owners from their state
- * changes: births and the changes made in process context. The others (most
- * of them) return before any helper call. No times are kept. */
-static __always_inline void track_owner(const struct sock *sk, int oldstate, int newstate)
-{
-	if (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV)
-		return;
-	if (bpf_skc_to_tcp_sock((void *)sk))
-		sock_track(sk, oldstate, newstate, 0, NULL);
-}
-
-/* recvmsg() with data runs in the reading task: for a passive socket, the
- * process that accepted and serves it. */
-SEC("tp_btf/tcp_rcv_space_adjust")
-int BPF_PROG(owner_reads, struct sock *sk)
-{
-	struct sock_info *info = bpf_sk_storage_get(&socks, sk, 0, 0);
-
-	if (info && info->owner.kind != OWNER_TASK)
-		set_owner_current(&info->owner, OWNER_TASK);
-	return 0;
 }
 
 static __always_inline void *event_reserve(__u64 size)
@@ -231,6 +180,144 @@ static __always_inline void sock_identify(const struct sock *sk, const struct tc
 {
 	common_identify(&sk->__sk_common, s);
 	s->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+}
+
+/* The key of a listener's owner: the local half of a socket. The bound port
+ * (inet_sport), because the kernel zeroes skc_num when it unbinds a closing
+ * socket. */
+static __always_inline void listener_key_of(const struct sock *sk, const struct tcp_sock *tp,
+					    struct listener_key *key)
+{
+	struct sock_ident id;
+
+	sock_identify(sk, tp, &id);
+	__builtin_memset(key, 0, sizeof(*key));
+	key->sock.netns = id.id.netns;
+	__builtin_memcpy(key->sock.laddr, id.id.laddr, 16);
+	key->lport = id.lport;
+}
+
+static __always_inline void listener_owner_set(const struct sock *sk, const struct tcp_sock *tp,
+					       const struct owner_id *owner)
+{
+	struct listener_key key;
+
+	listener_key_of(sk, tp, &key);
+	if (bpf_map_update_elem(&listener_owners, &key, owner, BPF_ANY))
+		count(map_full);
+}
+
+/* The owner of the listener that a socket's local address and port belong
+ * to: one bound to that address, else one bound to any. */
+static __always_inline struct owner_id *listener_owner_of(const struct sock *sk, const struct tcp_sock *tp)
+{
+	struct listener_key key;
+	struct owner_id *owner;
+
+	listener_key_of(sk, tp, &key);
+	owner = bpf_map_lookup_elem(&listener_owners, &key);
+	if (!owner) {
+		__builtin_memset(key.sock.laddr, 0, 16);
+		owner = bpf_map_lookup_elem(&listener_owners, &key);
+	}
+	return owner;
+}
+
+static __always_inline struct sock_info *sock_info_of(const void *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return bpf_map_lookup_elem(&socks, &key);
+}
+
+/*
+ * Follow a socket through a state change and return its tracked state, or
+ * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
+ * LISTEN->SYN_RECV (a listener's child) or ->LISTEN. With adopted given, a
+ * socket first seen later (it existed before tracing) is tracked from now on,
+ * marked with born_ns == 0, and *adopted says so. A child carries its
+ * listener's owner, marked as a stand-in, until its own owner is seen reading
+ * from it or closing it.
+ */
+static __always_inline struct sock_info *
+sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int newstate, __u64 now,
+	   bool *adopted)
+{
+	struct sock_info *info, fresh = {};
+	struct owner_id *listener;
+	__u64 key = (__u64)sk;
+
+	if (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN ||
+	    (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
+		fresh.born_ns = now;
+		if (newstate == TCP_SYN_RECV) {
+			listener = listener_owner_of(sk, tp);
+			if (listener) {
+				fresh.owner = *listener;
+				fresh.owner.kind = OWNER_LISTENER;
+			}
+		} else {
+			set_owner_current(&fresh.owner, OWNER_TASK);
+			fresh.flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
+		}
+		if (newstate == TCP_LISTEN)
+			listener_owner_set(sk, tp, &fresh.owner);
+		if (bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY)) {
+			count(storage_failed);
+			return NULL;
+		}
+		return bpf_map_lookup_elem(&socks, &key);
+	}
+	info = bpf_map_lookup_elem(&socks, &key);
+	if (!info) {
+		if (!adopted)
+			return NULL;
+		if (bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST) ||
+		    !(info = bpf_map_lookup_elem(&socks, &key))) {
+			count(storage_failed);
+			return NULL;
+		}
+		*adopted = true;
+	}
+	if (in_owner_syscall(newstate) && info->owner.kind != OWNER_TASK)
+		set_owner_current(&info->owner, OWNER_TASK);
+	return info;
+}
+
+/* For the tools that only need to know sockets' owners from their state
+ * changes: births and the changes made in process context. The others (most
+ * of them) return before any helper call. No times are kept. */
+static __always_inline void track_owner(const struct sock *sk, int oldstate, int newstate)
+{
+	struct tcp_sock *tp;
+
+	if (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV)
+		return;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (tp)
+		sock_track(sk, tp, oldstate, newstate, 0, NULL);
+}
+
+/* recvmsg() with data runs in the reading task: for a passive socket, the
+ * process that accepted and serves it. */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(owner_reads, struct sock *sk)
+{
+	struct sock_info *info = sock_info_of(sk);
+
+	if (info && info->owner.kind != OWNER_TASK)
+		set_owner_current(&info->owner, OWNER_TASK);
+	return 0;
+}
+
+/* The socket is going away: its address may be a new socket's next. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(forget_sock, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&socks, &key);
+	return 0;
 }
 
 /* The identity groups every event ends with (see common.h): the owner as

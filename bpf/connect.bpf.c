@@ -54,11 +54,11 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (newstate == TCP_SYN_SENT) {
-		sock_track(sk, oldstate, newstate, now, NULL);
+		sock_track(sk, tp, oldstate, newstate, now, NULL);
 		return 0;
 	}
 	/* Simultaneous opens pass through SYN_RECV: that is not the end yet. */
-	info = bpf_sk_storage_get(&socks, (struct sock *)sk, 0, 0);
+	info = sock_info_of(sk);
 	if (newstate == TCP_SYN_RECV || !info || !(info->flags & SOCK_ACTIVE))
 		return 0;
 	err = newstate == TCP_ESTABLISHED ? 0 : sk->sk_err;

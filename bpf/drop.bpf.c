@@ -65,7 +65,7 @@ int BPF_PROG(drop_skb, struct sk_buff *skb, void *location, int reason)
 	if (rx_sk) {
 		state = rx_sk->__sk_common.skc_state;
 		if (bpf_skc_to_tcp_sock(rx_sk))
-			info = bpf_sk_storage_get(&socks, rx_sk, 0, 0);
+			info = sock_info_of(rx_sk);
 	} else if (BPF_CORE_READ(skb, sk)) {
 		state = BPF_CORE_READ(skb, sk, __sk_common.skc_state);
 	}

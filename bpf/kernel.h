@@ -28,7 +28,6 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
-	BPF_MAP_TYPE_SK_STORAGE = 24,
 };
 
 enum {
@@ -38,11 +37,6 @@ enum {
 
 enum {
 	BPF_F_NO_PREALLOC = 1U << 0,
-	BPF_F_CLONE = 1U << 9,
-};
-
-enum {
-	BPF_SK_STORAGE_GET_F_CREATE = 1ULL << 0,
 };
 
 enum {

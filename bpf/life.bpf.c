@@ -41,7 +41,7 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	if (!tp)
 		return 0;
 	now = bpf_ktime_get_ns();
-	info = sock_track(sk, oldstate, newstate, now, NULL);
+	info = sock_track(sk, tp, oldstate, newstate, now, NULL);
 	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
 	sock_identify(sk, tp, &id);

@@ -90,7 +90,7 @@ int BPF_PROG(reset_sent, const struct sock *sk, const struct sk_buff *skb)
 		tp = bpf_skc_to_tcp_sock((void *)sk);
 		if (tp) {
 			sock_identify(sk, tp, &id);
-			info = bpf_sk_storage_get(&socks, (struct sock *)sk, 0, 0);
+			info = sock_info_of(sk);
 		} else { /* a request or time-wait socket: no inet_sock */
 			common_identify(&sk->__sk_common, &id);
 			id.lport = sk->__sk_common.skc_num;
@@ -112,6 +112,6 @@ int BPF_PROG(reset_received, struct sock *sk)
 	if (!tp)
 		return 0;
 	sock_identify(sk, tp, &id);
-	emit(&id, bpf_sk_storage_get(&socks, sk, 0, 0), sk->__sk_common.skc_state, 0, 0);
+	emit(&id, sock_info_of(sk), sk->__sk_common.skc_state, 0, 0);
 	return 0;
 }

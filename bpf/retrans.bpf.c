@@ -56,7 +56,7 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))
 		return 0;
-	info = bpf_sk_storage_get(&socks, (struct sock *)sk, 0, 0);
+	info = sock_info_of(sk);
 	if (filter_pid && (!info || info->owner.pid != filter_pid))
 		return 0;
 	if (count_only) {

@@ -19,7 +19,7 @@ int BPF_PROG(states_state_change, const struct sock *sk, const int oldstate, con
 	if (!tp)
 		return 0;
 	now = bpf_ktime_get_ns();
-	info = sock_track(sk, oldstate, newstate, now, &adopted);
+	info = sock_track(sk, tp, oldstate, newstate, now, &adopted);
 	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))
 		goto out;

@@ -21,8 +21,13 @@ struct {
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(synack_track, const struct sock *sk, const int oldstate, const int newstate)
 {
-	if (newstate == TCP_LISTEN && bpf_skc_to_tcp_sock((void *)sk))
-		sock_track(sk, oldstate, newstate, 0, NULL);
+	struct tcp_sock *tp;
+
+	if (newstate != TCP_LISTEN)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (tp)
+		sock_track(sk, tp, oldstate, newstate, 0, NULL);
 	return 0;
 }
 
@@ -39,7 +44,7 @@ int BPF_PROG(synack_retransmit, const struct sock *sk, const struct request_sock
 	id.lport = req->__req_common.skc_num;
 	if (!sock_passes(&id))
 		return 0;
-	info = bpf_sk_storage_get(&socks, (struct sock *)sk, 0, 0);
+	info = sock_info_of(sk);
 	if (filter_pid && (!info || info->owner.pid != filter_pid))
 		return 0;
 	if (count_only) {

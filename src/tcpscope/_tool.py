@@ -171,7 +171,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         notes.insert(0, f"WARNING: {counters.lost} events were lost: no room in the ring buffers")
     if counters.storage_failed:
         notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
-                     "no memory for per-socket state")
+                     "more sockets than the state map holds, or no memory")
     for note in notes:
         print(note, file=err)
     return 0

@@ -61,8 +61,8 @@ def test_enums_and_attach_points(name: str) -> None:
            "accept": [f"tracepoint/syscalls/sys_{end}_{call}" for end in ("enter", "exit")
                       for call in ("accept", "accept4")]}
     own_points = own.get(name, [])
-    assert spec.attach_points == sorted(["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust",
-                                         *own_points])
+    common = ["tp_btf/inet_sock_set_state", "tp_btf/tcp_rcv_space_adjust", "tp_btf/tcp_destroy_sock"]
+    assert spec.attach_points == sorted([*common, *own_points])
 
 
 def test_rodata_encoding_is_checked() -> None:

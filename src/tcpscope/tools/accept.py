@@ -36,7 +36,7 @@ socketcall(). Needs Linux 6.2 or newer."""
     record = "accept_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "accepted", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP accepts"
-    skip_programs = ("owner_reads",)  # accept() names the owner
+    skip_programs = ("owner_reads", "forget_sock")  # accept() names the owner; no per-socket state
     cells = (
         Field("time", "number", "UNIX time of the accept (or of the close in the queue), in seconds",
               decimals=6),

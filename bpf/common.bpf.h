@@ -310,13 +310,15 @@ int BPF_PROG(owner_reads, struct sock *sk)
 	return 0;
 }
 
-/* The socket is going away: its address may be a new socket's next. */
+/* The socket is going away: its address may be a new socket's next. A
+ * lookup takes no lock, a delete does: most tools track few sockets. */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(forget_sock, struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 
-	bpf_map_delete_elem(&socks, &key);
+	if (bpf_map_lookup_elem(&socks, &key))
+		bpf_map_delete_elem(&socks, &key);
 	return 0;
 }
 

@@ -12,9 +12,9 @@ from .._object import ObjectSpec
 from .._output import Cell, Column, Field, Group, Renderer
 from .._tool import Tool
 
-__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders",
-           "owner_fields",
-           "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns"]
+__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders", "owner_fields",
+           "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns",
+           "process_ip_columns"]
 
 # The options of the socket tools (see _options.py).
 SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
@@ -66,6 +66,15 @@ def address_columns(wide: bool) -> list[Column]:
         Column("LPORT", "lport", 5),
         Column("RADDR", "raddr", width),
         Column("RPORT", "rport", 5),
+    ]
+
+
+def process_ip_columns(wide: bool) -> list[Column]:
+    """PID COMM IP, as bcc's tcpconnect and tcpaccept begin their lines."""
+    return [
+        Column("PID", "pid", 7),
+        Column("COMM", "comm", 16 if wide else 12, truncate=True),
+        Column("IP", "family", 2),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._output import Column, Field, Renderer, flatten
-from ._common import SocketTool, identity_cells, port_fields
+from ._common import SOCKET_OPTIONS, SocketTool, identity_cells, port_fields, process_ip_columns
 
 __all__ = ["Accept"]
 
@@ -30,8 +30,7 @@ with RESULT "not accepted" and its listener's owner as PID/COMM (JSON "owner":
 accepting from it; "-" if neither was seen while tracing. Not seen: connections
 accepted through io_uring (no syscall) or by 32-bit programs through
 socketcall(). Needs Linux 6.2 or newer."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose")
+    options = SOCKET_OPTIONS
     object_name = "accept"
     record = "accept_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "accepted", "owner", "cpu", "sock", "lport", "rport")
@@ -53,9 +52,7 @@ socketcall(). Needs Linux 6.2 or newer."""
         wide = self.args.wide or self.args.csv
         width = 39 if wide else 16
         columns = [
-            Column("PID", "pid", 7),
-            Column("COMM", "comm", 16 if wide else 12, truncate=True),
-            Column("IP", "family", 2),
+            *process_ip_columns(wide),
             Column("RADDR", "raddr", width),
             Column("RPORT", "rport", 5),
             Column("LADDR", "laddr", width),

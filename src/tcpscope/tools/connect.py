@@ -10,10 +10,12 @@ from typing import Any
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten
 from ._common import (
+    SOCKET_OPTIONS,
     SocketTool,
     identity_cells,
     identity_decoders,
     port_fields,
+    process_ip_columns,
 )
 
 __all__ = ["Connect", "Connlat"]
@@ -37,8 +39,7 @@ established, refused (a RST answered), timed out, aborted (closed by the
 program before an answer) or failed; JSON "error" has the socket's error by
 name. -c counts per source, destination and port in the kernel and prints the
 counts at exit; --min-ms shows only connects that took at least that long."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose", "count", "min_ms")
+    options = (*SOCKET_OPTIONS, "count", "min_ms")
     object_name = "connect"
     record = "connect_event"
     record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
@@ -65,12 +66,7 @@ counts at exit; --min-ms shows only connects that took at least that long."""
     def columns(self) -> list[Column]:
         wide = self.args.wide or self.args.csv
         width = 39 if wide else 16
-        columns = [
-            Column("PID", "pid", 7),
-            Column("COMM", "comm", 16 if wide else 12, truncate=True),
-            Column("IP", "family", 2),
-            Column("SADDR", "laddr", width),
-        ]
+        columns = [*process_ip_columns(wide), Column("SADDR", "laddr", width)]
         if wide:
             columns.append(Column("SPORT", "lport", 5))
         columns += [Column("DADDR", "raddr", width), Column("DPORT", "rport", 5),
@@ -132,8 +128,7 @@ Connect latency (tcpconnlat): one line per connect() that the peer answered
 From the stable tracepoint sock:inet_sock_set_state only. MIN_MS (positional)
 shows only connects that took at least that many milliseconds; the filter runs
 in the kernel. See 'tcpscope connect' for every outcome, timeouts included."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose")
+    options = SOCKET_OPTIONS
     tracing = "TCP connect latency"
     show_result = False
 

@@ -8,6 +8,7 @@ from typing import Any
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
 from ._common import (
+    SOCKET_OPTIONS,
     SocketTool,
     endpoint,
     identity_cells,
@@ -57,8 +58,7 @@ never from a table of ours. STATE is the socket's, when there is one. PID/COMM
 is the owner of the receiving socket (6.11+ passes it to the tracepoint), else
 "-": for other drops the kernel offers BPF no socket it may look the owner up
 by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose", "stack")
+    options = (*SOCKET_OPTIONS, "stack")
     object_name = "drop"
     record = "drop_event"
     record_fields = ("ts_ns", "reason", "state", "stack_bytes", "flags", "owner", "cpu", "sock", "lport",

@@ -7,6 +7,7 @@ from typing import Any
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
 from ._common import (
+    SOCKET_OPTIONS,
     SocketTool,
     address_columns,
     endpoint,
@@ -31,8 +32,7 @@ running kernel gives it (its tcp_send_reset format file, 6.10+), never from a
 table of ours; received RSTs have none. PID/COMM is the socket's owner, learned
 as for tcpscope life. RSTs that netfilter sends (nftables 'reject with tcp
 reset') are not TCP's: only their reception is seen."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose")
+    options = SOCKET_OPTIONS
     object_name = "reset"
     record = "reset_event"
     record_fields = ("ts_ns", "state", "reason", "sent", "owner", "cpu", "sock", "lport", "rport")

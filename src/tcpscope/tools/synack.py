@@ -8,6 +8,7 @@ from typing import Any
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten
 from ._common import (
+    SOCKET_OPTIONS,
     SocketTool,
     address_columns,
     endpoint,
@@ -34,8 +35,7 @@ PID/COMM is the listening socket's owner, for listeners that started while
 tracing (otherwise "-"). LADDR/LPORT is the listener's side, RADDR/RPORT the
 client. -c counts per listener in the kernel and prints the counts at exit.
 The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
-    options = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6",
-               "netns", "duration", "verbose", "count")
+    options = (*SOCKET_OPTIONS, "count")
     object_name = "synack"
     record = "synack_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "retrans", "owner", "cpu", "sock", "lport", "rport")

@@ -38,7 +38,7 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     sent = [r for r in rows if r["type"] == "retransmit"]
     failed = [r for r in rows if r["type"] == "failed"]
     assert len(sent) > 10 and "lost" not in err
-    assert len(sent) == segments - failures
+    assert len(sent) == segments - failures, (segments, failures, len(failed), [r["state"] for r in rows])
     # The tracepoint also reports retransmits the kernel did not even attempt (throttled:
     # -EAGAIN, -EBUSY), which neither counter counts.
     assert len(failed) >= failures

@@ -72,19 +72,23 @@ static __always_inline int accept_enter(struct syscall_enter *ctx)
 static __always_inline int accept_exit(struct syscall_exit *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
+	struct sock *listener = NULL, *sk;
 	struct sock_ident id;
 	struct owner_id owner;
 	struct accept_event *e;
-	struct sock *listener, *sk;
 	struct tcp_sock *tp;
 	__u64 *stashed;
 
 	stashed = bpf_map_lookup_elem(&accepting, &tid);
-	if (!stashed)
+	if (stashed) {
+		listener = kernel_cast((void *)*stashed, struct sock);
+		bpf_map_delete_elem(&accepting, &tid);
+	} else if (filter_pid && tid >> 32 != filter_pid) {
 		return 0;
-	listener = kernel_cast((void *)*stashed, struct sock);
-	bpf_map_delete_elem(&accepting, &tid);
-	if (ctx->ret < 0 || !listener)
+	}
+	/* No listener when the accept() began before tracing did: the
+	 * connection is still shown, its queue unknown. */
+	if (ctx->ret < 0)
 		return 0;
 	sk = fd_sock(ctx->ret);
 	if (!sk)
@@ -96,17 +100,23 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	if (!sock_passes(&id))
 		return 0;
 	set_owner_current(&owner, OWNER_TASK);
-	/* listen() names a listener's owner; failing that, its first accept() seen. */
-	tp = kernel_cast(listener, struct tcp_sock);
-	if (!listener_owner_of(listener, tp))
-		listener_owner_set(listener, tp, &owner);
 
 	e = event_reserve(sizeof(*e));
 	if (!e)
 		return 0;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->backlog = listener->sk_ack_backlog;
-	e->max_backlog = listener->sk_max_ack_backlog;
+	e->backlog = 0;
+	e->max_backlog = 0;
+	e->queue_known = 0;
+	if (listener) {
+		e->backlog = listener->sk_ack_backlog;
+		e->max_backlog = listener->sk_max_ack_backlog;
+		e->queue_known = 1;
+		/* listen() names a listener's owner; failing that, its first accept() seen. */
+		tp = kernel_cast(listener, struct tcp_sock);
+		if (!listener_owner_of(listener, tp))
+			listener_owner_set(listener, tp, &owner);
+	}
 	e->accepted = 1;
 	e->owner = owner;
 	e->cpu.pid = owner.pid;
@@ -182,6 +192,7 @@ int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, con
 	e->ts_ns = bpf_ktime_get_ns();
 	e->backlog = 0;
 	e->max_backlog = 0;
+	e->queue_known = 0;
 	e->accepted = 0;
 	if (owner) {
 		e->owner = *owner;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from tests.live.conftest import Netns, Tracer
 
@@ -99,3 +100,28 @@ def test_connections_closed_in_the_queue(netns: Netns) -> None:
     ]
     assert after["TcpPassiveOpens"] - before["TcpPassiveOpens"] == 3
     assert [line.split()[-3:] for line in text.splitlines()[1:]] == [["-", "not", "accepted"]] * 3
+
+
+BLOCKED = """
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 6400)); srv.listen(4)
+print("accepting", flush=True)
+conn, peer = srv.accept()  # called before the tracer starts
+print(peer[1], flush=True)
+"""
+
+
+def test_accept_called_before_tracing(netns: Netns) -> None:
+    server = netns.popen([sys.executable, "-c", BLOCKED], stdout=subprocess.PIPE)
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == "accepting"
+    time.sleep(0.2)  # into accept()
+    events = Tracer("accept", "-j", "-N", netns.path)
+    netns.run([sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 6400)).close()"])
+    peer = int(server.stdout.readline())
+    assert server.wait(timeout=10) == 0
+    rows, _ = events.stop_json()
+
+    # Shown, with its accepting process, but no queue: the listener was not seen.
+    assert [(r["lport"], r["rport"], r["pid"], r["owner"], r["result"], r["backlog"], r["max_backlog"])
+            for r in rows] == [(6400, peer, server.pid, "task", "accepted", None, None)]

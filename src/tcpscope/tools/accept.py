@@ -23,7 +23,7 @@ tracepoints syscalls:sys_enter/exit_accept and _accept4: they run in the
 accepting process, so PID/COMM is the process that accepted the connection (in
 a forking server, the child). BL is the listener's accept queue right after the
 accept, queued/limit (sk_ack_backlog/sk_max_ack_backlog): 0 means the server
-keeps up. A connection that closed while still in the accept queue (reset by
+keeps up; "-" for an accept() already waiting when tracing began. A connection that closed while still in the accept queue (reset by
 the client, or its listener closed) is shown too, from sock:inet_sock_set_state,
 with RESULT "not accepted" and its listener's owner as PID/COMM (JSON "owner":
 "listener"): the process seen calling listen(), or else the first seen
@@ -33,7 +33,8 @@ socketcall(). Needs Linux 6.2 or newer."""
     options = SOCKET_OPTIONS
     object_name = "accept"
     record = "accept_event"
-    record_fields = ("ts_ns", "backlog", "max_backlog", "accepted", "owner", "cpu", "sock", "lport", "rport")
+    record_fields = ("ts_ns", "backlog", "max_backlog", "queue_known", "accepted", "owner", "cpu", "sock",
+                     "lport", "rport")
     tracing = "TCP accepts"
     skip_programs = ("owner_reads", "forget_sock")  # accept() names the owner; no per-socket state
     cells = (
@@ -42,8 +43,8 @@ socketcall(). Needs Linux 6.2 or newer."""
         *identity_cells(),
         *port_fields(),
         Field("backlog", "number", "connections left in the listener's accept queue after this accept; "
-              "null when not accepted", True),
-        Field("max_backlog", "number", "the accept queue's limit; null when not accepted", True),
+              "null when not accepted, or when the accept() began before tracing", True),
+        Field("max_backlog", "number", "the accept queue's limit; null when backlog is", True),
         Field("result", "word", '"accepted", or "not accepted" (closed in the accept queue)'),
     )
     fields = flatten(cells)
@@ -70,11 +71,10 @@ socketcall(). Needs Linux 6.2 or newer."""
         backlog_of, limit_of = render.convert("backlog"), render.convert("max_backlog")
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, backlog, limit, accepted, owner, cpu, sock, lport, rport = r
-            if accepted:
-                return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
-                        backlog, limit, "accepted")
+            ts, backlog, limit, queue_known, accepted, owner, cpu, sock, lport, rport = r
+            if not queue_known:
+                backlog, limit = backlog_of(None), limit_of(None)
             return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
-                    backlog_of(None), limit_of(None), "not accepted")
+                    backlog, limit, "accepted" if accepted else "not accepted")
 
         return row

@@ -23,13 +23,14 @@ tracepoints syscalls:sys_enter/exit_accept and _accept4: they run in the
 accepting process, so PID/COMM is the process that accepted the connection (in
 a forking server, the child). BL is the listener's accept queue right after the
 accept, queued/limit (sk_ack_backlog/sk_max_ack_backlog): 0 means the server
-keeps up; "-" for an accept() already waiting when tracing began. A connection that closed while still in the accept queue (reset by
-the client, or its listener closed) is shown too, from sock:inet_sock_set_state,
-with RESULT "not accepted" and its listener's owner as PID/COMM (JSON "owner":
-"listener"): the process seen calling listen(), or else the first seen
-accepting from it; "-" if neither was seen while tracing. Not seen: connections
-accepted through io_uring (no syscall) or by 32-bit programs through
-socketcall(). Needs Linux 6.2 or newer."""
+keeps up; "-" for an accept() already waiting when tracing began. A connection
+that closed while still in the accept queue (reset by the client, or its
+listener closed) is shown too, from sock:inet_sock_set_state, with RESULT "not
+accepted" and its listener's owner as PID/COMM (JSON "owner": "listener"): the
+process seen calling listen(), or else the first seen accepting from it; "-" if
+neither was seen while tracing. Not seen: connections accepted through io_uring
+(no syscall) or by 32-bit programs through socketcall(). Needs Linux 6.2 or
+newer."""
     options = SOCKET_OPTIONS
     object_name = "accept"
     record = "accept_event"

@@ -11,6 +11,7 @@
 EXPORT_TYPE(struct accept_event, accept_event);
 
 #define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
 #define SOCK_STREAM 1
 
 /* A kernel pointer read with probes, as a pointer the program may load
@@ -63,9 +64,9 @@ static __always_inline int accept_enter(struct syscall_enter *ctx)
 
 	if (filter_pid && tid >> 32 != filter_pid)
 		return 0;
-	listener = (__u64)fd_sock(ctx->fd);
-	if (listener)
-		bpf_map_update_elem(&accepting, &tid, &listener, BPF_ANY);
+	listener = (__u64)fd_sock((__u32)ctx->fd); /* an int, passed in a full register */
+	if (listener && bpf_map_update_elem(&accepting, &tid, &listener, BPF_ANY))
+		count(map_full);
 	return 0;
 }
 
@@ -94,7 +95,9 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	if (!sk)
 		return 0;
 	sk = kernel_cast(sk, struct sock);
-	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+	/* An MPTCP socket starts as a TCP one: the same addresses and ports. */
+	if (!sk || (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_MPTCP) ||
+	    sk->sk_type != SOCK_STREAM)
 		return 0;
 	sock_identify(sk, kernel_cast(sk, struct tcp_sock), &id);
 	if (!sock_passes(&id))
@@ -108,6 +111,9 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	e->backlog = 0;
 	e->max_backlog = 0;
 	e->queue_known = 0;
+	/* An MPTCP listener's queue is its first subflow's. */
+	if (listener && bpf_core_type_exists(struct mptcp_sock) && listener->sk_protocol == IPPROTO_MPTCP)
+		listener = kernel_cast(kernel_cast(listener, struct mptcp_sock)->first, struct sock);
 	if (listener) {
 		e->backlog = listener->sk_ack_backlog;
 		e->max_backlog = listener->sk_max_ack_backlog;
@@ -154,9 +160,10 @@ int accept_exit_old(struct syscall_exit *ctx)
 
 /*
  * -> LISTEN runs in listen(), the listener's owner. A connection that leaves
- * ESTABLISHED or CLOSE_WAIT for CLOSE (a reset, or its listener closing) with no struct
- * socket was never accepted: accept() grafts one on, and a process's close()
- * goes through FIN_WAIT1 or LAST_ACK before it lets go of it.
+ * ESTABLISHED or CLOSE_WAIT for CLOSE (a reset, or its listener closing)
+ * with no struct socket, not orphaned, was never accepted: accept() grafts one
+ * on, and a process's close() lets go of it (sock_orphan) only after the
+ * change of state. MPTCP subflows are let go of by their MPTCP socket first.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, const int newstate)
@@ -175,10 +182,11 @@ int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, con
 		return 0;
 	}
 	if (newstate != TCP_CLOSE || (oldstate != TCP_ESTABLISHED && oldstate != TCP_CLOSE_WAIT) ||
-	    sk->sk_socket)
+	    sk->sk_socket ||
+	    (sk->__sk_common.skc_flags >> bpf_core_enum_value(enum sock_flags, SOCK_DEAD)) & 1)
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
-	if (!tp)
+	if (!tp || (bpf_core_field_exists(tp->is_mptcp) && tp->is_mptcp))
 		return 0;
 	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))

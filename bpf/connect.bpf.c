@@ -38,7 +38,8 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct connect_event *e;
-	struct sock_info *info;
+	struct sock_info *info, done;
+	__u64 key = (__u64)sk;
 	struct sock_ident id;
 	struct tcp_sock *tp;
 	__u64 now, latency;
@@ -61,6 +62,10 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 	info = sock_info_of(sk);
 	if (newstate == TCP_SYN_RECV || !info || !(info->flags & SOCK_ACTIVE))
 		return 0;
+	/* The connect is over: keep nothing of it in the map. */
+	done = *info;
+	info = &done;
+	bpf_map_delete_elem(&socks, &key);
 	err = newstate == TCP_ESTABLISHED ? 0 : sk->sk_err;
 	if (answered_only && newstate != TCP_ESTABLISHED && err != ECONNREFUSED)
 		return 0;

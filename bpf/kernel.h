@@ -103,6 +103,7 @@ struct inet_connection_sock {
 } __attribute__((preserve_access_index));
 
 enum sock_flags {
+	SOCK_DEAD = 0,
 	SOCK_DONE = 1,
 };
 
@@ -112,6 +113,12 @@ struct tcp_sock {
 	__u64 bytes_acked;
 	__u64 bytes_sent;
 	__u64 bytes_retrans;
+	bool is_mptcp; /* an MPTCP subflow (CONFIG_MPTCP) */
+} __attribute__((preserve_access_index));
+
+/* An MPTCP socket; its first subflow is the TCP socket that listens. */
+struct mptcp_sock {
+	struct sock *first;
 } __attribute__((preserve_access_index));
 
 struct request_sock {

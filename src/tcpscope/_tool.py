@@ -40,6 +40,7 @@ class Tool:
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
     counting: bool = False  # counts in the kernel, reported at exit, instead of events
     skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
+    unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -150,6 +151,8 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
         obj.skip(tool.skip_programs)
+        for name in tool.unused_maps:
+            obj.resize(name, 1)
         obj.load()
         obj.attach()
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)

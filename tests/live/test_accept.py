@@ -3,6 +3,7 @@ that closed in the queue, against the namespace's counters."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -125,3 +126,60 @@ def test_accept_called_before_tracing(netns: Netns) -> None:
     # Shown, with its accepting process, but no queue: the listener was not seen.
     assert [(r["lport"], r["rport"], r["pid"], r["owner"], r["result"], r["backlog"], r["max_backlog"])
             for r in rows] == [(6400, peer, server.pid, "task", "accepted", None, None)]
+
+
+# Three accepted connections that end in a reset: the server closes one with unread
+# data and one with SO_LINGER 0, the client resets the third. The first is taken
+# with accept() (glibc's accept is the accept system call), the others with accept4().
+ACCEPTED_THEN_RESET = """
+import ctypes, socket, struct
+linger0 = struct.pack("ii", 1, 0)
+srv = socket.socket(); srv.bind(("127.0.0.1", 6600)); srv.listen(4)
+clients = [socket.create_connection(("127.0.0.1", 6600)) for _ in range(3)]
+clients[0].sendall(b"unread")
+fd = ctypes.CDLL(None, use_errno=True).accept(srv.fileno(), None, None)
+assert fd >= 0
+conns = [socket.socket(fileno=fd)] + [srv.accept()[0] for _ in range(2)]
+print(*(c.getsockname()[1] for c in clients), flush=True)
+conns[0].close()  # unread data: a RST
+conns[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0); conns[1].close()
+clients[2].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0); clients[2].close()
+"""
+
+# An MPTCP listener (Go's default since 1.24) taking a TCP and an MPTCP client.
+MPTCP = """
+import socket
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+srv.bind(("127.0.0.1", 6500)); srv.listen(8)
+tcp = socket.create_connection(("127.0.0.1", 6500))
+mptcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_MPTCP)
+mptcp.connect(("127.0.0.1", 6500))
+conns = [srv.accept()[0] for _ in range(2)]
+print(tcp.getsockname()[1], mptcp.getsockname()[1], conns[1].proto, flush=True)
+"""
+
+
+def test_resets_after_accept_are_not_unaccepted(netns: Netns) -> None:
+    events = Tracer("accept", "-j", "-N", netns.path)
+    server = netns.popen([sys.executable, "-c", ACCEPTED_THEN_RESET], stdout=subprocess.PIPE)
+    out, _ = server.communicate(timeout=10)
+    rows, err = events.stop_json()
+
+    assert server.returncode == 0
+    assert [(r["rport"], r["pid"], r["result"], r["backlog"]) for r in rows] == [
+        (port, server.pid, "accepted", left) for port, left in zip(map(int, out.split()), (2, 1, 0))]
+    assert "WARNING" not in err
+
+
+def test_mptcp_listener(netns: Netns) -> None:
+    events = Tracer("accept", "-j", "-N", netns.path)
+    server = netns.popen([sys.executable, "-c", MPTCP], stdout=subprocess.PIPE)
+    out, _ = server.communicate(timeout=10)
+    rows, _ = events.stop_json()
+
+    tcp_port, mptcp_port, proto = map(int, out.split())
+    assert server.returncode == 0 and proto == socket.IPPROTO_MPTCP
+    # The queue is the listening subflow's; the MPTCP connection is shown as one.
+    got = [(r["lport"], r["rport"], r["pid"], r["backlog"], r["max_backlog"], r["result"]) for r in rows]
+    assert got == [(6500, tcp_port, server.pid, 1, 8, "accepted"),
+                   (6500, mptcp_port, server.pid, 0, 8, "accepted")]

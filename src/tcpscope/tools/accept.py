@@ -38,6 +38,7 @@ newer."""
                      "lport", "rport")
     tracing = "TCP accepts"
     skip_programs = ("owner_reads", "forget_sock")  # accept() names the owner; no per-socket state
+    unused_maps = ("socks",)
     cells = (
         Field("time", "number", "UNIX time of the accept (or of the close in the queue), in seconds",
               decimals=6),

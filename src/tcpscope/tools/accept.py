@@ -29,8 +29,8 @@ listener closed) is shown too, from sock:inet_sock_set_state, with RESULT "not
 accepted" and its listener's owner as PID/COMM (JSON "owner": "listener"): the
 process seen calling listen(), or else the first seen accepting from it; "-" if
 neither was seen while tracing. Not seen: connections accepted through io_uring
-(no syscall) or by 32-bit programs through socketcall(). Needs Linux 6.2 or
-newer."""
+(no syscall) or by 32-bit programs. MPTCP listeners and connections are shown.
+Needs Linux 6.2 or newer."""
     options = SOCKET_OPTIONS
     object_name = "accept"
     record = "accept_event"

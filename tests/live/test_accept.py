@@ -82,6 +82,7 @@ def test_connections_closed_in_the_queue(netns: Netns) -> None:
     assert server.stdout.readline().strip() == "listening"
     events = Tracer("accept", "-j", "-N", netns.path)
     table = Tracer("accept", "-N", netns.path)
+    owned = Tracer("accept", "-j", "-p", str(server.pid), "-N", netns.path)
     before = netns.counters()
     server.stdin.write("\n")
     server.stdin.flush()
@@ -90,6 +91,7 @@ def test_connections_closed_in_the_queue(netns: Netns) -> None:
     after = netns.counters()
     rows, _ = events.stop_json()
     text, _, _ = table.stop(settle=0)
+    owned_rows, _ = owned.stop_json(settle=0)
 
     got = [(r["lport"], r["raddr"], r["rport"] if r["lport"] == 6200 else None, r["pid"], r["owner"],
             r["result"], r["backlog"], r["max_backlog"]) for r in rows]
@@ -100,6 +102,9 @@ def test_connections_closed_in_the_queue(netns: Netns) -> None:
         (6200, "::1", v6_port, server.pid, "listener", "not accepted", None, None),  # its listener closed
     ]
     assert after["TcpPassiveOpens"] - before["TcpPassiveOpens"] == 3
+    # -p: the listener's owner, filtered in the kernel; the unknown one is left out.
+    assert [(r["rport"], r["pid"]) for r in owned_rows] == [
+        (r["rport"], r["pid"]) for r in rows if r["pid"] == server.pid] and len(owned_rows) == 2
     assert [line.split()[-3:] for line in text.splitlines()[1:]] == [["-", "not", "accepted"]] * 3
 
 

@@ -251,6 +251,9 @@ sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int n
 	    (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
 		fresh.born_ns = now;
 		if (newstate == TCP_SYN_RECV) {
+			/* The child is still a copy of its listener here (the kernel
+			 * changes its state before it sets its own addresses): the
+			 * lookup finds the listener's own key. */
 			listener = listener_owner_of(sk, tp);
 			if (listener) {
 				fresh.owner = *listener;

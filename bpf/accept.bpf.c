@@ -40,21 +40,18 @@ struct syscall_exit {
 	__s64 ret;
 };
 
-/* The socket behind one of the current task's file descriptors. */
-static __always_inline struct sock *fd_sock(__u64 fd)
+/* The socket behind one of the current task's file descriptors: direct
+ * loads, but for the file table's slot (a pointer to pointers). */
+static __always_inline struct sock *fd_sock(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds, *file = NULL;
+	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	struct file *file = NULL;
 	struct socket *sock;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd >= fdt->max_fds || bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	return BPF_CORE_READ(sock, sk);
+	sock = kernel_cast(kernel_cast(file, struct file)->private_data, struct socket);
+	return sock->sk;
 }
 
 static __always_inline int accept_enter(struct syscall_enter *ctx)
@@ -64,7 +61,7 @@ static __always_inline int accept_enter(struct syscall_enter *ctx)
 
 	if (filter_pid && tid >> 32 != filter_pid)
 		return 0;
-	listener = (__u64)fd_sock((__u32)ctx->fd); /* an int, passed in a full register */
+	listener = (__u64)fd_sock(ctx->fd); /* an int, passed in a full register */
 	if (listener && bpf_map_update_elem(&accepting, &tid, &listener, BPF_ANY))
 		count(map_full);
 	return 0;

@@ -54,6 +54,26 @@ static __always_inline struct sock *fd_sock(__u32 fd)
 	return sock->sk;
 }
 
+/* One line: a connection; its owner (NULL: unknown); the listener whose
+ * queue it left, when known (NULL: its queue is not shown). */
+static __always_inline void emit(const struct sock_ident *id, const struct owner_id *owner,
+				 const struct sock *listener, __u8 accepted)
+{
+	struct accept_event *e = event_reserve(sizeof(*e));
+
+	if (!e)
+		return;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->backlog = listener ? listener->sk_ack_backlog : 0;
+	e->max_backlog = listener ? listener->sk_max_ack_backlog : 0;
+	e->queue_known = listener != NULL;
+	e->accepted = accepted;
+	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, NULL, id);
+	if (owner)
+		e->owner = *owner;
+	event_submit(e);
+}
+
 static __always_inline int accept_enter(struct syscall_enter *ctx)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
@@ -73,7 +93,6 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	struct sock *listener = NULL, *sk;
 	struct sock_ident id;
 	struct owner_id owner;
-	struct accept_event *e;
 	struct tcp_sock *tp;
 	__u64 *stashed;
 
@@ -100,34 +119,16 @@ static __always_inline int accept_exit(struct syscall_exit *ctx)
 	if (!sock_passes(&id))
 		return 0;
 	set_owner_current(&owner, OWNER_TASK);
-
-	e = event_reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->backlog = 0;
-	e->max_backlog = 0;
-	e->queue_known = 0;
 	/* An MPTCP listener's queue is its first subflow's. */
 	if (listener && bpf_core_type_exists(struct mptcp_sock) && listener->sk_protocol == IPPROTO_MPTCP)
 		listener = kernel_cast(kernel_cast(listener, struct mptcp_sock)->first, struct sock);
 	if (listener) {
-		e->backlog = listener->sk_ack_backlog;
-		e->max_backlog = listener->sk_max_ack_backlog;
-		e->queue_known = 1;
 		/* listen() names a listener's owner; failing that, its first accept() seen. */
 		tp = kernel_cast(listener, struct tcp_sock);
 		if (!listener_owner_of(listener, tp))
 			listener_owner_set(listener, tp, &owner);
 	}
-	e->accepted = 1;
-	e->owner = owner;
-	e->cpu.pid = owner.pid;
-	__builtin_memcpy(e->cpu.comm, owner.comm, sizeof(owner.comm));
-	e->sock = id.id;
-	e->lport = id.lport;
-	e->rport = id.rport;
-	event_submit(e);
+	emit(&id, &owner, listener, 1);
 	return 0;
 }
 
@@ -166,7 +167,6 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct owner_id *owner, me;
-	struct accept_event *e;
 	struct sock_ident id;
 	struct tcp_sock *tp;
 
@@ -191,25 +191,10 @@ int BPF_PROG(accept_state_change, const struct sock *sk, const int oldstate, con
 	owner = listener_owner_of(sk, tp);
 	if (filter_pid && (!owner || owner->pid != filter_pid))
 		return 0;
-	e = event_reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	e->ts_ns = bpf_ktime_get_ns();
-	e->backlog = 0;
-	e->max_backlog = 0;
-	e->queue_known = 0;
-	e->accepted = 0;
 	if (owner) {
-		e->owner = *owner;
-		e->owner.kind = OWNER_LISTENER;
-	} else {
-		__builtin_memset(&e->owner, 0, sizeof(e->owner)); /* OWNER_UNKNOWN */
+		me = *owner;
+		me.kind = OWNER_LISTENER;
 	}
-	e->cpu.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->cpu.comm, sizeof(e->cpu.comm));
-	e->sock = id.id;
-	e->lport = id.lport;
-	e->rport = id.rport;
-	event_submit(e);
+	emit(&id, owner ? &me : NULL, NULL, 0);
 	return 0;
 }

@@ -230,6 +230,13 @@ static __always_inline struct sock_info *sock_info_of(const void *sk)
 	return bpf_map_lookup_elem(&socks, &key);
 }
 
+static __always_inline void sock_forget(const void *sk)
+{
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&socks, &key);
+}
+
 /*
  * Follow a socket through a state change and return its tracked state, or
  * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
@@ -318,10 +325,8 @@ int BPF_PROG(owner_reads, struct sock *sk)
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(forget_sock, struct sock *sk)
 {
-	__u64 key = (__u64)sk;
-
-	if (bpf_map_lookup_elem(&socks, &key))
-		bpf_map_delete_elem(&socks, &key);
+	if (sock_info_of(sk))
+		sock_forget(sk);
 	return 0;
 }
 

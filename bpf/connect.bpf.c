@@ -39,7 +39,6 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 {
 	struct connect_event *e;
 	struct sock_info *info, done;
-	__u64 key = (__u64)sk;
 	struct sock_ident id;
 	struct tcp_sock *tp;
 	__u64 now, latency;
@@ -65,7 +64,7 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 	/* The connect is over: keep nothing of it in the map. */
 	done = *info;
 	info = &done;
-	bpf_map_delete_elem(&socks, &key);
+	sock_forget(sk);
 	err = newstate == TCP_ESTABLISHED ? 0 : sk->sk_err;
 	if (answered_only && newstate != TCP_ESTABLISHED && err != ECONNREFUSED)
 		return 0;

@@ -4,7 +4,9 @@ nginx serves a small file on loopback in a private network namespace and
 'ab' (no keep-alive) opens one TCP connection per request. Each round runs
 every mode once, in rotating order: each tcpscope tool writing every event as
 JSON to a file, tcpdump writing every packet to /dev/null, and bpftrace
-printing every inet_sock_set_state event (or doing nothing with it). Each mode
+printing every inet_sock_set_state event (or doing nothing with it). A second
+baseline, measured as if it were a tracer, shows how far the ratios wander
+with nothing attached at all. Each mode
 runs right next to a baseline run of its own (nothing attached), before or
 after it in turn; its ratio is the median, over rounds, of its rate divided by
 that baseline's (the machine's speed drifts, even within a round).
@@ -58,6 +60,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
     tcpscope = [sys.executable, "-m", "tcpscope"]
     return {
         "baseline": None,
+        "baseline again (control)": None,
         "tcpscope life": [*tcpscope, "life", "-j"],
         "tcpscope states": [*tcpscope, "states", "-j"],
         "tcpscope retrans": [*tcpscope, "retrans", "-j"],
@@ -65,6 +68,8 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope connect": [*tcpscope, "connect", "-j"],
         "tcpscope accept": [*tcpscope, "accept", "-j"],
         "tcpscope reset": [*tcpscope, "reset", "-j"],
+        "tcpscope retrans --no-owner": [*tcpscope, "retrans", "-j", "--no-owner"],
+        "tcpscope reset --no-owner": [*tcpscope, "reset", "-j", "--no-owner"],
         "tcpscope drop": [*tcpscope, "drop", "-j"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
@@ -156,8 +161,9 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
-    modes = ["baseline", "tcpscope life", "tcpscope states", "tcpscope retrans", "tcpscope synack",
-             "tcpscope connect", "tcpscope accept", "tcpscope reset", "tcpscope drop", "tcpdump",
+    modes = ["baseline", "baseline again (control)", "tcpscope life", "tcpscope states", "tcpscope retrans",
+             "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope accept",
+             "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

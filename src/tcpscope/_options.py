@@ -66,6 +66,9 @@ OPTIONS: dict[str, Option] = {
         Option(("--min-ms",), "min_ms", "only connects that took at least this many milliseconds",
                {"type": _checked(parse_seconds), "metavar": "MS"}),
         Option(("--stack",), "stack", "add each event's kernel stack", _FLAG),
+        Option(("--no-owner",), "no_owner",
+               "do not follow sockets' owners (PID and COMM stay unknown), which saves the per-connection "
+               "cost of following them on connection-heavy hosts", _FLAG),
         Option(("-M", "--max-events"), "max_events", "stop after N events",
                {"type": _checked(parse_count), "metavar": "N"}),
         Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",
@@ -74,7 +77,7 @@ OPTIONS: dict[str, Option] = {
 }  # fmt: skip
 
 # Options that cannot be combined.
-EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"))
+EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
 
 
 def add_options(parser: argparse.ArgumentParser, names: Iterable[str], helps: dict[str, str] | None = None

@@ -41,6 +41,7 @@ class Tool:
     counting: bool = False  # counts in the kernel, reported at exit, instead of events
     skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
     unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
+    owner_programs: ClassVar[tuple[str, ...]] = ()  # programs that only follow owners: --no-owner skips them
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -150,8 +151,9 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         tool = tool_cls(args, spec, time.monotonic_ns())
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
-        obj.skip(tool.skip_programs)
-        for name in tool.unused_maps:
+        no_owner = getattr(args, "no_owner", False)
+        obj.skip(tool.skip_programs + (tool.owner_programs if no_owner else ()))
+        for name in tool.unused_maps + (("socks", "listener_owners") if no_owner else ()):
             obj.resize(name, 1)
         obj.load()
         obj.attach()

@@ -156,6 +156,17 @@ class Tracer:
         self._reader.join(10)
         return out, "".join(self.stderr_lines), self.proc.returncode
 
+    def attached_programs(self) -> list[str]:
+        """The names of the kernel programs this tracer has attached (its BPF links)."""
+        names = []
+        for fd in Path(f"/proc/{self.proc.pid}/fdinfo").iterdir():
+            info = dict(line.split(":\t", 1) for line in fd.read_text().splitlines() if ":\t" in line)
+            if "link_type" in info:
+                show = subprocess.run(["bpftool", "prog", "show", "id", info["prog_id"].strip(), "-j"],
+                                      capture_output=True, text=True, check=True)
+                names.append(json.loads(show.stdout)["name"])
+        return sorted(names)
+
     def stop_json(self, **kw: Any) -> tuple[list[dict[str, Any]], str]:
         out, err, rc = self.stop(**kw)
         assert rc == 0, err

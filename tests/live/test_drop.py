@@ -24,9 +24,12 @@ def test_drops_with_the_kernels_reasons(netns: Netns) -> None:
     netns.run(["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
     netns.run(["nft", DROP])
     tracer = Tracer("drop", "-j", "--stack", "-N", netns.path)
+    bare = Tracer("drop", "-j", "--no-owner", "-N", netns.path)
+    assert bare.attached_programs() == ["drop_skb"]  # nothing runs per connection
     proc = netns.popen([sys.executable, "-c", CONNECTS])
     assert proc.wait(timeout=30) == 0
     rows, err = tracer.stop_json()
+    bare_rows, _ = bare.stop_json(settle=0)
     ruleset = netns.run(["nft", "list", "ruleset"]).stdout
     counted = int(re.search(r"counter packets (\d+)", ruleset)[1])  # type: ignore[index]
 
@@ -42,3 +45,6 @@ def test_drops_with_the_kernels_reasons(netns: Netns) -> None:
     assert all("nf_hook_slow" in r["stack"] for r in filtered)
     assert "tcp_v4_rcv" in closed[0]["stack"]
     assert "lost" not in err
+    same = ("reason", "flags", "rport", "state")
+    assert [[r[k] for k in same] for r in bare_rows] == [[r[k] for k in same] for r in rows]
+    assert {r["owner"] for r in bare_rows} == {"unknown"}

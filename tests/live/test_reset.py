@@ -27,9 +27,15 @@ def test_sent_and_received_resets(netns: Netns) -> None:
     netns.run(["nft", REJECT])
     before = netns.counters()
     tracer = Tracer("reset", "-j", "-N", netns.path)
+    bare = Tracer("reset", "-j", "--no-owner", "-N", netns.path)
+    # Without owners, nothing runs per connection: only the two RST tracepoints.
+    assert tracer.attached_programs() == ["forget_sock", "owner_reads", "reset_received", "reset_sent",
+                                          "reset_track"]
+    assert bare.attached_programs() == ["reset_received", "reset_sent"]
     proc = netns.popen([sys.executable, "-c", RESETS])
     assert proc.wait(timeout=20) == 0
     rows, err = tracer.stop_json()
+    bare_rows, bare_err = bare.stop_json(settle=0)
     after = netns.counters()
 
     sent = [r for r in rows if r["direction"] == "sent"]
@@ -47,3 +53,8 @@ def test_sent_and_received_resets(netns: Netns) -> None:
         (9, "SYN_SENT"), (8888, "SYN_SENT"), (abort["lport"], "ESTABLISHED")]
     assert all(r["reason"] is None for r in received)
     assert "lost" not in err
+    # --no-owner: the same RSTs, owners unknown.
+    same = ("direction", "laddr", "lport", "raddr", "rport", "state", "reason", "cpu_pid")
+    assert [[r[k] for k in same] for r in bare_rows] == [[r[k] for k in same] for r in rows]
+    assert {(r["pid"], r["comm"], r["owner"]) for r in bare_rows} == {(None, None, "unknown")}
+    assert "lost" not in bare_err

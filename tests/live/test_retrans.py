@@ -20,6 +20,7 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     size = 500_000
     events = Tracer("retrans", "-j", "-N", netns.path)
     counts = Tracer("retrans", "-c", "-j", "-N", netns.path)
+    bare = Tracer("retrans", "-j", "--no-owner", "-N", netns.path)
     # The client sends nothing: with the server's data (and the ACKs riding on it)
     # dropped, a request of its own could be retransmitted too. The server listens
     # while tracing, so its connection carries its owner from the start.
@@ -31,6 +32,7 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     srv.wait()
     rows, err = events.stop_json(settle=1.0)
     flows, _ = counts.stop_json(settle=0)
+    bare_rows, _ = bare.stop_json(settle=0)
     after = netns.counters()
 
     segments = after["TcpRetransSegs"] - before["TcpRetransSegs"]  # attempted
@@ -50,3 +52,7 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     assert len({r["rport"] for r in rows}) == 1
     assert [(f["lport"], f["rport"], f["retransmits"], f["failed"]) for f in flows] == [
         (srv.port, rows[0]["rport"], len(sent), len(failed))]
+    # --no-owner: the same retransmits, owners unknown.
+    same = ("type", "seq", "state", "lport", "rport")
+    assert [[r[k] for k in same] for r in bare_rows] == [[r[k] for k in same] for r in rows]
+    assert {(r["pid"], r["owner"]) for r in bare_rows} == {(None, "unknown")}

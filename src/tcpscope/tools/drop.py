@@ -57,14 +57,17 @@ reason by the name the running kernel gives it (its kfree_skb format file),
 never from a table of ours. STATE is the socket's, when there is one. PID/COMM
 is the owner of the receiving socket (6.11+ passes it to the tracepoint), else
 "-": for other drops the kernel offers BPF no socket it may look the owner up
-by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms."""
-    options = (*SOCKET_OPTIONS, "stack")
+by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms.
+Following owners costs a little per connection; --no-owner stops it (PID/COMM
+show -)."""
+    options = (*SOCKET_OPTIONS, "stack", "no_owner")
     object_name = "drop"
     record = "drop_event"
     record_fields = ("ts_ns", "reason", "state", "stack_bytes", "flags", "owner", "cpu", "sock", "lport",
                      "rport", "stack")
     tracing = "TCP drops"
     skip_programs = ("owner_reads",)
+    owner_programs = ("drop_track", "forget_sock")
     cells = (
         Field("time", "number", "UNIX time of the drop, in seconds", decimals=6),
         *identity_cells(),

@@ -31,9 +31,12 @@ address the packet was sent to). REASON is why it was sent, by the name the
 running kernel gives it (its tcp_send_reset format file, 6.10+), never from a
 table of ours; received RSTs have none. PID/COMM is the socket's owner, learned
 as for tcpscope life. RSTs that netfilter sends (nftables 'reject with tcp
-reset') are not TCP's: only their reception is seen."""
-    options = SOCKET_OPTIONS
+reset') are not TCP's: only their reception is seen. Following owners is this
+tool's only cost when no RST is seen, paid per connection; --no-owner stops it
+(PID/COMM show -)."""
+    options = (*SOCKET_OPTIONS, "no_owner")
     object_name = "reset"
+    owner_programs = ("reset_track", "owner_reads", "forget_sock")
     record = "reset_event"
     record_fields = ("ts_ns", "state", "reason", "sent", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP resets"

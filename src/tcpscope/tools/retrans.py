@@ -31,14 +31,17 @@ tracepoint reports them (6.17+), F for one that failed to go out (JSON "err"
 says why); failed ones are never counted as sent. PID is the socket's owner
 (learned from sock:inet_sock_set_state as for tcpscope life), not the task
 on-CPU, which for timer-driven retransmits is usually none. -c counts per flow
-in the kernel and prints the counts at exit, most first.
+in the kernel and prints the counts at exit, most first. Following owners is
+this tool's only cost when nothing is retransmitted, paid per connection;
+--no-owner stops it (PID shows -).
 
 Tail-loss probes (TLP) have no tracepoint of their own: the probe that
 re-sends the last segment goes through tcp_retransmit_skb and is shown, but
 cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     options = ("wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6", "netns",
-               "duration", "verbose", "sequence", "count")
+               "duration", "verbose", "sequence", "count", "no_owner")
     object_name = "retrans"
+    owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"
     record_fields = ("ts_ns", "err", "state", "seq", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP retransmits"

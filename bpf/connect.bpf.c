@@ -45,9 +45,12 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 	int err;
 
 	/* Only connects matter: a socket's state is kept from connect() (CLOSE ->
-	 * SYN_SENT, which runs in the caller) to the end of SYN_SENT; every other
+	 * SYN_SENT, which runs in the caller) to the end of SYN_SENT, or of the
+	 * SYN_RECV a simultaneous open passes through (a connected socket has a
+	 * struct socket; an accepted child in SYN_RECV has none yet). Every other
 	 * change returns at once, so servers' traffic costs next to nothing. */
-	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT)
+	if (newstate != TCP_SYN_SENT && oldstate != TCP_SYN_SENT &&
+	    !(oldstate == TCP_SYN_RECV && sk->sk_socket))
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
@@ -57,7 +60,7 @@ int BPF_PROG(connect_state_change, const struct sock *sk, const int oldstate, co
 		sock_track(sk, tp, oldstate, newstate, now, NULL);
 		return 0;
 	}
-	/* Simultaneous opens pass through SYN_RECV: that is not the end yet. */
+	/* A simultaneous open passes through SYN_RECV: that is not the end yet. */
 	info = sock_info_of(sk);
 	if (newstate == TCP_SYN_RECV || !info || !(info->flags & SOCK_ACTIVE))
 		return 0;

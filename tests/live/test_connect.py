@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 from tests.live.conftest import Netns, Tracer
@@ -57,3 +58,50 @@ def test_every_outcome(netns: Netns) -> None:
     # connlat: only answered connects; --min-ms: only the slow one, filtered in the kernel.
     assert [(r["rport"], r["result"]) for r in answered] == [(6000, "established"), (9, "refused")]
     assert [(r["rport"], r["result"]) for r in slow_rows] == [(7777, "timed out")]
+
+
+# Two sockets connect to each other while their SYNs are being dropped; once the rule is
+# gone, the retransmitted SYNs cross and at least one side passes through SYN_RECV.
+SIMULTANEOUS = """
+import select, socket, sys
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 6101)); b.bind(("127.0.0.1", 6102))
+a.setblocking(False); b.setblocking(False)
+a.connect_ex(("127.0.0.1", 6102)); b.connect_ex(("127.0.0.1", 6101))
+print("connecting", flush=True)
+sys.stdin.readline()
+pending = [a, b]
+while pending:
+    _, done, _ = select.select([], pending, [], 10)
+    assert done, "no answer"
+    for s in done:
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        pending.remove(s)
+"""
+HOLD = ("add table inet hold; add chain inet hold in { type filter hook input priority 0; }; "
+        "add rule inet hold in tcp dport { 6101, 6102 } drop")
+
+
+def test_simultaneous_open(netns: Netns) -> None:
+    netns.run(["nft", HOLD])
+    before = netns.counters()
+    events = Tracer("connect", "-j", "-N", netns.path)
+    states = Tracer("states", "-j", "-N", netns.path)
+    proc = netns.popen([sys.executable, "-c", SIMULTANEOUS], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin and proc.stdout and proc.stdout.readline() == "connecting\n"
+    waiting = netns.run(["ss", "-tanH", "state", "syn-sent"]).stdout.count("127.0.0.1:610")
+    netns.run(["nft", "delete table inet hold"])
+    proc.stdin.write("go\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=20) == 0
+    rows, err = events.stop_json()
+    changes, _ = states.stop_json(settle=0)
+    after = netns.counters()
+
+    assert waiting == 4  # both sockets in SYN_SENT (each line has two such addresses)
+    assert ("SYN_SENT", "SYN_RECV") in {(c["oldstate"], c["newstate"]) for c in changes}
+    assert sorted((r["lport"], r["rport"], r["result"], r["pid"]) for r in rows) == [
+        (6101, 6102, "established", proc.pid), (6102, 6101, "established", proc.pid)]
+    assert all(900 < r["latency_ms"] < 5000 for r in rows)  # answered by the retransmitted SYNs
+    assert after["TcpActiveOpens"] - before["TcpActiveOpens"] == 2
+    assert "lost" not in err

@@ -33,7 +33,8 @@ class Connect(SocketTool):
     description = """\
 One line per connect(), when it ends (tcpconnect and tcpconnlat in one): from
 the stable tracepoint sock:inet_sock_set_state, CLOSE -> SYN_SENT (inside
-connect(), so PID/COMM is the caller) to SYN_SENT -> ESTABLISHED or -> CLOSE.
+connect(), so PID/COMM is the caller) to SYN_SENT -> ESTABLISHED or -> CLOSE
+(for a simultaneous open, to the end of the SYN_RECV it passes through).
 LAT(ms) is the time from connect() to the answer (or to giving up). RESULT is
 established, refused (a RST answered), timed out, aborted (closed by the
 program before an answer) or failed; JSON "error" has the socket's error by
@@ -44,7 +45,9 @@ counts at exit; --min-ms shows only connects that took at least that long."""
     record = "connect_event"
     record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP connects"
-    skip_programs = ("owner_reads",)  # connect() names the owner
+    # connect() names the owner, and an entry lives only until its connect ends, which
+    # is always a state change seen here: nothing is left for destroy time.
+    skip_programs = ("owner_reads", "forget_sock")
     cells = (
         Field("time", "number", "UNIX time the connect ended, in seconds", decimals=6),
         *identity_cells(),

@@ -320,13 +320,13 @@ int BPF_PROG(owner_reads, struct sock *sk)
 	return 0;
 }
 
-/* The socket is going away: its address may be a new socket's next. A
- * lookup takes no lock, a delete does: most tools track few sockets. */
+/* The socket is going away: its address may be a new socket's next. For the
+ * tools that track every socket; those that track few (connect, synack) end
+ * their entries at a state change instead. */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(forget_sock, struct sock *sk)
 {
-	if (sock_info_of(sk))
-		sock_forget(sk);
+	sock_forget(sk);
 	return 0;
 }
 

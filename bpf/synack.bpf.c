@@ -17,12 +17,18 @@ struct {
 } counts SEC(".maps");
 
 /* Only listeners' owners matter here: track nothing else, so that busy
- * connection traffic costs next to nothing. */
+ * connection traffic costs next to nothing. A listener's entry ends when it
+ * stops listening (a socket is always closed before it is destroyed). */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(synack_track, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct tcp_sock *tp;
 
+	/* LISTEN -> SYN_RECV is a child, born a copy of its listener. */
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+		sock_forget(sk);
+		return 0;
+	}
 	if (newstate != TCP_LISTEN)
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);

@@ -40,7 +40,7 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
     record = "synack_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "retrans", "owner", "cpu", "sock", "lport", "rport")
     tracing = "SYN-ACK retransmits"
-    skip_programs = ("owner_reads",)  # a listener's owner is known from listen()
+    skip_programs = ("owner_reads", "forget_sock")  # owners from listen(); entries end at close
     cells = (
         Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),
         *identity_cells(),

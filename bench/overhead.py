@@ -69,6 +69,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope retrans": [*tcpscope, "retrans", "-j"],
         "tcpscope synack": [*tcpscope, "synack", "-j"],
         "tcpscope connect": [*tcpscope, "connect", "-j"],
+        "tcpscope connect -c": [*tcpscope, "connect", "-c", "-j"],
         "tcpscope accept": [*tcpscope, "accept", "-j"],
         "tcpscope reset": [*tcpscope, "reset", "-j"],
         "tcpscope retrans --no-owner": [*tcpscope, "retrans", "-j", "--no-owner"],
@@ -175,8 +176,8 @@ def main() -> None:
     p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
     modes = ["baseline", "baseline again (control)", "tcpscope life", "tcpscope states", "tcpscope retrans",
-             "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope accept",
-             "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop", "tcpdump",
+             "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
+             "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

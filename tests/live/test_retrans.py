@@ -21,6 +21,8 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     events = Tracer("retrans", "-j", "-N", netns.path)
     counts = Tracer("retrans", "-c", "-j", "-N", netns.path)
     bare = Tracer("retrans", "-j", "--no-owner", "-N", netns.path)
+    # Counts show no owners: neither runs anything per connection.
+    assert counts.attached_programs() == bare.attached_programs() == ["retrans_skb"]
     # The client sends nothing: with the server's data (and the ACKs riding on it)
     # dropped, a request of its own could be retransmitted too. The server listens
     # while tracing, so its connection carries its owner from the start.

@@ -33,7 +33,8 @@ says why); failed ones are never counted as sent. PID is the socket's owner
 on-CPU, which for timer-driven retransmits is usually none. -c counts per flow
 in the kernel and prints the counts at exit, most first. Following owners is
 this tool's only cost when nothing is retransmitted, paid per connection;
---no-owner stops it (PID shows -).
+--no-owner stops it (PID shows -), and so does -c, which shows no owners
+(unless -p needs them).
 
 Tail-loss probes (TLP) have no tracepoint of their own: the probe that
 re-sends the last segment goes through tcp_retransmit_skb and is shown, but

@@ -152,7 +152,8 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
         obj.resize("events", RING_BYTES)
         # Owners are needed to show them or to filter by them; counts show none.
-        no_owner = getattr(args, "no_owner", False) or (tool.counting and not getattr(args, "pid", None))
+        no_owner = bool(tool.owner_programs) and (
+            getattr(args, "no_owner", False) or (tool.counting and not getattr(args, "pid", None)))
         obj.skip(tool.skip_programs + (tool.owner_programs if no_owner else ()))
         for name in tool.unused_maps + (("socks", "listener_owners") if no_owner else ()):
             obj.resize(name, 1)

@@ -156,16 +156,28 @@ class Tracer:
         self._reader.join(10)
         return out, "".join(self.stderr_lines), self.proc.returncode
 
-    def attached_programs(self) -> list[str]:
-        """The names of the kernel programs this tracer has attached (its BPF links)."""
-        names = []
+    def _bpf_fds(self, kind: str) -> list[dict[str, str]]:
+        """What /proc/PID/fdinfo says of this tracer's open BPF links or maps."""
+        found = []
         for fd in Path(f"/proc/{self.proc.pid}/fdinfo").iterdir():
             info = dict(line.split(":\t", 1) for line in fd.read_text().splitlines() if ":\t" in line)
-            if "link_type" in info:
-                show = subprocess.run(["bpftool", "prog", "show", "id", info["prog_id"].strip(), "-j"],
-                                      capture_output=True, text=True, check=True)
-                names.append(json.loads(show.stdout)["name"])
-        return sorted(names)
+            if f"{kind}_type" in info:
+                found.append({k: v.strip() for k, v in info.items()})
+        return found
+
+    @staticmethod
+    def _bpftool_name(kind: str, ident: str) -> str:
+        show = subprocess.run(["bpftool", kind, "show", "id", ident, "-j"], capture_output=True, text=True,
+                              check=True)
+        return str(json.loads(show.stdout)["name"])
+
+    def attached_programs(self) -> list[str]:
+        """The names of the kernel programs this tracer has attached (its BPF links)."""
+        return sorted(self._bpftool_name("prog", link["prog_id"]) for link in self._bpf_fds("link"))
+
+    def map_sizes(self) -> dict[str, int]:
+        """The tracer's maps: name (as the kernel truncates it) -> max_entries."""
+        return {self._bpftool_name("map", m["map_id"]): int(m["max_entries"]) for m in self._bpf_fds("map")}
 
     def stop_json(self, **kw: Any) -> tuple[list[dict[str, Any]], str]:
         out, err, rc = self.stop(**kw)

@@ -23,6 +23,8 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     bare = Tracer("retrans", "-j", "--no-owner", "-N", netns.path)
     # Counts show no owners: neither runs anything per connection.
     assert counts.attached_programs() == bare.attached_programs() == ["retrans_skb"]
+    assert counts.map_sizes()["socks"] == bare.map_sizes()["socks"] == 1
+    assert events.map_sizes()["socks"] == 1 << 18
     # The client sends nothing: with the server's data (and the ACKs riding on it)
     # dropped, a request of its own could be retransmitted too. The server listens
     # while tracing, so its connection carries its owner from the start.

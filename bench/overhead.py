@@ -158,7 +158,8 @@ def busy_seconds() -> list[float]:
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("cpu") and line[3].isdigit():
             ticks = [int(v) for v in line.split()[1:]]
-            busy.append((sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"))
+            # user nice system idle iowait irq softirq steal: busy is neither idle nor stolen
+            busy.append((sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / os.sysconf("SC_CLK_TCK"))
     return busy
 
 

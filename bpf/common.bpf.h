@@ -320,13 +320,15 @@ int BPF_PROG(owner_reads, struct sock *sk)
 	return 0;
 }
 
-/* The socket is going away: its address may be a new socket's next. For the
- * tools that track every socket; those that track few (connect, synack) end
- * their entries at a state change instead. */
+/* The socket is going away: its address may be a new socket's next. A
+ * lookup takes no lock, a delete does: connect tracks few sockets (and relies
+ * on this only for handshakes it could not see end, e.g. an orphaned MPTCP
+ * subflow closed in SYN_RECV). */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(forget_sock, struct sock *sk)
 {
-	sock_forget(sk);
+	if (sock_info_of(sk))
+		sock_forget(sk);
 	return 0;
 }
 

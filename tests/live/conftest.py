@@ -53,6 +53,14 @@ class Netns:
         # 'ip netns exec' execs the command, so the Popen pid is the workload's pid.
         return subprocess.Popen(self.cmd(args), text=True, **kw)
 
+    def wait_no_sockets(self, port: int, timeout: float = 30) -> None:
+        """Until no TCP socket in the namespace but TIME_WAIT ones (which send
+        nothing) uses this port, orphans included."""
+        deadline = time.monotonic() + timeout
+        while f":{port} " in self.run(["ss", "-tanH", "exclude", "time-wait"]).stdout:
+            assert time.monotonic() < deadline, f"sockets on port {port} did not go away"
+            time.sleep(0.1)
+
     def counters(self) -> dict[str, int]:
         """The namespace's TCP MIB counters (/proc/net/snmp and netstat), e.g. TcpActiveOpens."""
         out: dict[str, int] = {}
@@ -174,6 +182,15 @@ class Tracer:
     def attached_programs(self) -> list[str]:
         """The names of the kernel programs this tracer has attached (its BPF links)."""
         return sorted(self._bpftool_name("prog", link["prog_id"]) for link in self._bpf_fds("link"))
+
+    def map_entries(self, name: str) -> int:
+        """How many entries the tracer's map of this name holds now."""
+        for m in self._bpf_fds("map"):
+            if self._bpftool_name("map", m["map_id"]) == name:
+                dump = subprocess.run(["bpftool", "map", "dump", "id", m["map_id"], "-j"],
+                                      capture_output=True, text=True, check=True)
+                return len(json.loads(dump.stdout))
+        raise AssertionError(f"the tracer has no map {name}")
 
     def map_sizes(self) -> dict[str, int]:
         """The tracer's maps: name (as the kernel truncates it) -> max_entries."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from tests.live.conftest import Netns, Tracer
 
@@ -37,6 +38,7 @@ def test_every_outcome(netns: Netns) -> None:
     proc = netns.popen([sys.executable, "-c", CONNECTS])
     assert proc.wait(timeout=30) == 0
     after = netns.counters()
+    assert events.map_entries("socks") == 0  # every connect's entry ended with it
     rows, _ = events.stop_json()
     dests, _ = counts.stop_json(settle=0)
     answered, _ = latency.stop_json(settle=0)
@@ -95,6 +97,8 @@ def test_simultaneous_open(netns: Netns) -> None:
     proc.stdin.write("go\n")
     proc.stdin.close()
     assert proc.wait(timeout=20) == 0
+    time.sleep(0.3)  # the last ACK
+    assert events.map_entries("socks") == 0
     rows, err = events.stop_json()
     changes, _ = states.stop_json(settle=0)
     after = netns.counters()

@@ -34,10 +34,13 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     before = netns.counters()
     run_client(netns, port=srv.port, send=0, expect=size)
     srv.wait()
+    # The orphaned server socket may still retransmit its FIN: read the counters only
+    # when it is gone, and before the tracers stop.
+    netns.wait_no_sockets(srv.port)
+    after = netns.counters()
     rows, err = events.stop_json(settle=1.0)
     flows, _ = counts.stop_json(settle=0)
     bare_rows, _ = bare.stop_json(settle=0)
-    after = netns.counters()
 
     segments = after["TcpRetransSegs"] - before["TcpRetransSegs"]  # attempted
     failures = after["TcpExtTCPRetransFail"] - before["TcpExtTCPRetransFail"]  # attempted, failed

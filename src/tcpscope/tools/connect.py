@@ -45,9 +45,7 @@ counts at exit; --min-ms shows only connects that took at least that long."""
     record = "connect_event"
     record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP connects"
-    # connect() names the owner, and an entry lives only until its connect ends, which
-    # is always a state change seen here: nothing is left for destroy time.
-    skip_programs = ("owner_reads", "forget_sock")
+    skip_programs = ("owner_reads",)  # connect() names the owner
     cells = (
         Field("time", "number", "UNIX time the connect ended, in seconds", decimals=6),
         *identity_cells(),

@@ -4,12 +4,12 @@ nginx serves a small file on loopback in a private network namespace and
 'ab' (no keep-alive) opens one TCP connection per request. Each round runs
 every mode once, in rotating order: each tcpscope tool writing every event as
 JSON to a file, tcpdump writing every packet to /dev/null, and bpftrace
-printing every inet_sock_set_state event (or doing nothing with it). A second
+printing every inet_sock_set_state event (or doing nothing with it). Each
+mode runs right next to a baseline run of its own (nothing attached), before
+or after it in turn; its ratio is the median, over rounds, of its rate divided
+by that baseline's (the machine's speed drifts, even within a round). A second
 baseline, measured as if it were a tracer, shows how far the ratios wander
-with nothing attached at all. Each mode
-runs right next to a baseline run of its own (nothing attached), before or
-after it in turn; its ratio is the median, over rounds, of its rate divided by
-that baseline's (the machine's speed drifts, even within a round).
+with nothing attached at all.
 
 Also reported: exec-to-attached time and peak RSS of the tcpscope tools,
 the events they lost (must be 0) and, from one more run each, what each
@@ -246,9 +246,9 @@ def main() -> None:
         lo = str(lost.get(mode, "")) if ours else ""
         print(f"| {mode} | {statistics.median(rates[mode]):.0f} | {statistics.median(ratios[mode]):.3f} "
               f"| {q[0]:.3f}-{q[2]:.3f} | {up} | {mem} | {lo} |")
-    # What an untraced connection costs: the time of all CPUs together (the rate's
-    # inverse, all of them busy) and that of the busiest CPU alone, which bounds the
-    # rate where the work does not spread evenly.
+    # What an untraced connection costs: all CPUs' time together (wall time x CPUs,
+    # per connection) and the busiest CPU's busy time alone, which bounds the rate
+    # where the work does not spread evenly.
     budget = os.cpu_count() * 1e6 / base
     bottleneck = statistics.median(busiest)
     print(f"\nExact cost per connection (one more run each). An untraced connection takes {budget:.0f} µs "

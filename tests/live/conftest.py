@@ -183,18 +183,19 @@ class Tracer:
         """The names of the kernel programs this tracer has attached (its BPF links)."""
         return sorted(self._bpftool_name("prog", link["prog_id"]) for link in self._bpf_fds("link"))
 
+    def _maps(self) -> dict[str, dict[str, str]]:
+        """The tracer's maps, by name (as the kernel truncates it): their fdinfo."""
+        return {self._bpftool_name("map", m["map_id"]): m for m in self._bpf_fds("map")}
+
     def map_entries(self, name: str) -> int:
         """How many entries the tracer's map of this name holds now."""
-        for m in self._bpf_fds("map"):
-            if self._bpftool_name("map", m["map_id"]) == name:
-                dump = subprocess.run(["bpftool", "map", "dump", "id", m["map_id"], "-j"],
-                                      capture_output=True, text=True, check=True)
-                return len(json.loads(dump.stdout))
-        raise AssertionError(f"the tracer has no map {name}")
+        dump = subprocess.run(["bpftool", "map", "dump", "id", self._maps()[name]["map_id"], "-j"],
+                              capture_output=True, text=True, check=True)
+        return len(json.loads(dump.stdout))
 
     def map_sizes(self) -> dict[str, int]:
-        """The tracer's maps: name (as the kernel truncates it) -> max_entries."""
-        return {self._bpftool_name("map", m["map_id"]): int(m["max_entries"]) for m in self._bpf_fds("map")}
+        """The tracer's maps: name -> max_entries."""
+        return {name: int(m["max_entries"]) for name, m in self._maps().items()}
 
     def stop_json(self, **kw: Any) -> tuple[list[dict[str, Any]], str]:
         out, err, rc = self.stop(**kw)

@@ -80,7 +80,12 @@ EXPORT_TYPE(struct task_id, task_id);
 
 static __always_inline bool port_in(const volatile __u8 *bitmap, __u16 port)
 {
-	return bitmap[port >> 3] & (1 << (port & 7));
+	__u32 byte = port >> 3;
+
+	/* Older verifiers (6.1, 6.12) lose a port's bounds in a byte swap (ntohs):
+	 * bound the index where the compiler cannot drop the mask. */
+	barrier_var(byte);
+	return bitmap[byte & 8191] & (1 << (port & 7));
 }
 
 static __always_inline void set_owner_current(struct owner_id *owner, __u8 kind)
@@ -147,12 +152,14 @@ struct sock_ident {
 };
 
 /* Addresses, family, netns and remote port: what a socket and a request
- * socket (a SYN_RECV connection) both keep in their struct sock_common. */
+ * socket (a SYN_RECV connection) both keep in their struct sock_common. All
+ * of *s is written, padding too: map keys are made of it, byte for byte. */
 static __always_inline void common_identify(const struct sock_common *skc, struct sock_ident *s)
 {
 	struct sock_id *id = &s->id;
 	const __u32 *v6;
 
+	__builtin_memset(s, 0, sizeof(*s));
 	id->family = skc->skc_family;
 	id->netns = skc->skc_net.net->ns.inum; /* direct loads: no helper calls */
 	s->rport = bpf_ntohs(skc->skc_dport);
@@ -168,8 +175,6 @@ static __always_inline void common_identify(const struct sock_common *skc, struc
 		((__u32 *)id->raddr)[2] = v6[2];
 		((__u32 *)id->raddr)[3] = v6[3];
 	} else {
-		__builtin_memset(id->laddr, 0, 16);
-		__builtin_memset(id->raddr, 0, 16);
 		*(__u32 *)id->laddr = skc->skc_rcv_saddr;
 		*(__u32 *)id->raddr = skc->skc_daddr;
 	}

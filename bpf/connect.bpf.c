@@ -22,9 +22,13 @@ struct {
 
 static __always_inline void count_dest(const struct sock_ident *id, bool established)
 {
-	struct dest_key key = { .sock = id->id, .rport = id->rport };
+	struct dest_key key;
 	struct dest_count zero = {}, *c;
 
+	/* Padding is part of a key too: zero all of it (id's is zero). */
+	__builtin_memset(&key, 0, sizeof(key));
+	key.sock = id->id;
+	key.rport = id->rport;
 	c = counter_for(&counts, &key, &zero);
 	if (!c)
 		return;

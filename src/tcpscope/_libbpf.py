@@ -11,6 +11,7 @@ import ctypes.util
 import errno
 import logging
 import os
+import platform
 from collections import deque
 from typing import Any
 
@@ -26,6 +27,11 @@ log = logging.getLogger("tcpscope.libbpf")
 _vp = ctypes.c_void_p
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+# sizeof(va_list) where it is a structure passed by reference: copying it is
+# what va_copy() does, so that a message longer than the first buffer (a
+# verifier log can be megabytes) can be formatted again, whole.
+_VA_LIST_BYTES = {"x86_64": 24, "aarch64": 32}.get(platform.machine())
+_FIRST_BUFFER = 4096
 
 # name: (restype, argtypes)
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -85,17 +91,22 @@ class Libbpf:
                 f"libbpf {self.version[0]}.{self.version[1]} at {path} is too old: "
                 f"{MIN_VERSION[0]}.{MIN_VERSION[1]} or newer is needed"
             )
-        self.recent_log: deque[str] = deque(maxlen=200)
+        self.recent_log: deque[str] = deque(maxlen=200)  # lines: a failed load's verdict is near the end
         self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         self._libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, _vp]
+        self._libc.vsnprintf.restype = ctypes.c_int
         self._print_fn = _PRINT_FN(self._on_print)  # keep a reference: libbpf holds it
         self._lib.libbpf_set_print(self._print_fn)
 
     def _on_print(self, level: int, fmt: bytes, args: int) -> int:
-        buf = ctypes.create_string_buffer(4096)
-        self._libc.vsnprintf(buf, len(buf), fmt, args)
+        saved = ctypes.string_at(args, _VA_LIST_BYTES) if _VA_LIST_BYTES else b""
+        buf = ctypes.create_string_buffer(_FIRST_BUFFER)
+        needed = self._libc.vsnprintf(buf, len(buf), fmt, args)
+        if needed >= len(buf) and saved:
+            buf = ctypes.create_string_buffer(needed + 1)
+            self._libc.vsnprintf(buf, len(buf), fmt, ctypes.create_string_buffer(saved, len(saved)))
         text = buf.value.decode(errors="replace").rstrip("\n")
-        self.recent_log.append(text)
+        self.recent_log.extend(text.splitlines())
         log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
         return 0
 

@@ -17,14 +17,12 @@ from typing import Any
 
 from ._btf import Btf, Layout, read_elf
 from ._errors import EnvironmentProblem, KernelRefused
+from ._kernel import KERNEL_BTF
 from ._libbpf import libbpf
 from ._ringbuf import RingBuffer
 from ._tracefs import find_event
 
-__all__ = ["ObjectSpec", "BpfObject", "RawMap", "RawTracepointProgram", "KERNEL_BTF"]
-
-KERNEL_BTF = "/sys/kernel/btf/vmlinux"
-
+__all__ = ["ObjectSpec", "BpfObject", "RawMap", "RawTracepointProgram"]
 
 class ObjectSpec:
     """A committed kernel object (src/tcpscope/bpf/NAME.bpf.o) and its BTF."""

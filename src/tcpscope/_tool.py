@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import IO, Any, ClassVar
 
 from ._errors import PermissionProblem, TcpscopeError
+from ._kernel import Requirement, release, require
 from ._net import AF_INET, AF_INET6, port_bitmap
 from ._object import BpfObject, ObjectSpec
 from ._output import Cell, Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
@@ -42,6 +43,9 @@ class Tool:
     skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
     unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
     owner_programs: ClassVar[tuple[str, ...]] = ()  # programs that only follow owners: --no-owner skips them
+    requires: ClassVar[tuple[Requirement, ...]] = ()  # refused, in one line, on a kernel without these
+    # What the tool cannot see on a kernel without a requirement: said at start.
+    degraded: ClassVar[tuple[tuple[Requirement, str], ...]] = ()
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -146,6 +150,11 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     out = out or sys.stdout
     err = err or sys.stderr
     require_privileges()
+    require(tool_cls.requires)
+    for requirement, lost in tool_cls.degraded:
+        if not requirement.present():
+            print(f"tcpscope {tool_cls.name}: note: {lost} on this kernel ({release()}): that needs "
+                  f"{requirement}", file=err)
     spec = ObjectSpec(tool_cls.object_name)
     with BpfObject(spec) as obj, StopSignals() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())

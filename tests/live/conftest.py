@@ -3,8 +3,10 @@ and the real tool run as a subprocess, stopped with SIGINT like a user would."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,35 @@ from tests.conftest import missing
 
 WORKLOAD = str(Path(__file__).with_name("workload.py"))
 PYTHON_COMM = os.path.basename(sys.executable)[:15]  # the workloads' command name
+# The running kernel's version, as the tests' own oracle of what it has (the
+# tools probe BTF and tracefs instead: the two must agree).
+KERNEL: tuple[int, int] = tuple(int(n) for n in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())  # type: ignore[assignment,union-attr]
+
+
+Test = Callable[..., None]
+
+
+def refused_before(version: tuple[int, int], tool: str) -> Callable[[Test], Test]:
+    """For a test of a tool that needs Linux VERSION: on an older kernel, the
+    test asserts instead that the tool refuses, in one line naming VERSION,
+    with exit status 4, before loading anything."""
+
+    def decorate(test: Test) -> Test:
+        if KERNEL >= version:
+            return test
+
+        @functools.wraps(test)
+        def refused(*args: Any, **kwargs: Any) -> None:
+            proc = subprocess.run([sys.executable, "-m", "tcpscope", tool, "-d", "1"], capture_output=True,
+                                  text=True, timeout=60)
+            needed = f"needs Linux {version[0]}.{version[1]} or newer"
+            assert proc.returncode == 4 and proc.stdout == "", proc.stderr
+            assert proc.stderr.count("\n") == 1 and needed in proc.stderr, proc.stderr
+            assert os.uname().release in proc.stderr
+
+        return refused
+
+    return decorate
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.live.conftest import Netns, Tracer
+from tests.live.conftest import Netns, Tracer, refused_before
 
 # Six connections wait in the accept queue; then three children, one after the
 # other, accept two each. Each child prints its pid and its peers' ports.
@@ -45,6 +45,7 @@ srv.close()  # the listener closes with v6 still queued
 """
 
 
+@refused_before((6, 2), "accept")
 def test_forking_server_children_accept(netns: Netns) -> None:
     events = Tracer("accept", "-j", "-N", netns.path)
     only = Tracer("accept", "-j", "-L", "6101", "-N", netns.path)
@@ -76,6 +77,7 @@ def test_forking_server_children_accept(netns: Netns) -> None:
     assert len(lines) == 8 and lines[1].split()[-2:] == ["5/16", "accepted"]
 
 
+@refused_before((6, 2), "accept")
 def test_connections_closed_in_the_queue(netns: Netns) -> None:
     server = netns.popen([sys.executable, "-c", UNACCEPTED], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert server.stdin is not None and server.stdout is not None
@@ -117,6 +119,7 @@ print(peer[1], flush=True)
 """
 
 
+@refused_before((6, 2), "accept")
 def test_accept_called_before_tracing(netns: Netns) -> None:
     server = netns.popen([sys.executable, "-c", BLOCKED], stdout=subprocess.PIPE)
     assert server.stdout is not None
@@ -164,6 +167,7 @@ print(tcp.getsockname()[1], mptcp.getsockname()[1], conns[1].proto, flush=True)
 """
 
 
+@refused_before((6, 2), "accept")
 def test_resets_after_accept_are_not_unaccepted(netns: Netns) -> None:
     events = Tracer("accept", "-j", "-N", netns.path)
     server = netns.popen([sys.executable, "-c", ACCEPTED_THEN_RESET], stdout=subprocess.PIPE)
@@ -176,6 +180,7 @@ def test_resets_after_accept_are_not_unaccepted(netns: Netns) -> None:
     assert "WARNING" not in err
 
 
+@refused_before((6, 2), "accept")
 def test_mptcp_listener(netns: Netns) -> None:
     events = Tracer("accept", "-j", "-N", netns.path)
     server = netns.popen([sys.executable, "-c", MPTCP], stdout=subprocess.PIPE)

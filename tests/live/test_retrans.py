@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live.conftest import Netns, Server, Tracer, run_client
+from tests.live.conftest import KERNEL, Netns, Server, Tracer, run_client
 
 # Drop a share of the server's data packets (not its SYN-ACK, nor pure ACKs). On the
 # way in, they are lost on the wire as far as the sender can tell, so it retransmits;
@@ -48,9 +48,12 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     failed = [r for r in rows if r["type"] == "failed"]
     assert len(sent) > 10 and "lost" not in err
     assert len(sent) == segments - failures, (segments, failures, len(failed), [r["state"] for r in rows])
-    # The tracepoint also reports retransmits the kernel did not even attempt (throttled:
-    # -EAGAIN, -EBUSY), which neither counter counts.
-    assert len(failed) >= failures
+    if KERNEL >= (6, 17):
+        # The tracepoint also reports retransmits the kernel did not even attempt (throttled:
+        # -EAGAIN, -EBUSY), which neither counter counts.
+        assert len(failed) >= failures
+    else:  # it fires only for retransmits sent: said at start
+        assert failed == [] and "note: retransmits that fail to go out are not seen" in err
     assert all((r["type"] == "failed") == (r["err"] != 0) for r in rows)
     for r in rows:
         assert (r["laddr"], r["lport"], r["raddr"]) == ("127.0.0.1", srv.port, "127.0.0.1")

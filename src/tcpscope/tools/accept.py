@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._kernel import kfunc
 from .._output import Column, Field, Renderer, flatten
 from ._common import SOCKET_OPTIONS, SocketTool, identity_cells, port_fields, process_ip_columns
 
@@ -37,6 +38,8 @@ Needs Linux 6.2 or newer."""
     record_fields = ("ts_ns", "backlog", "max_backlog", "queue_known", "accepted", "owner", "cpu", "sock",
                      "lport", "rport")
     tracing = "TCP accepts"
+    # It walks from the accepting task to the socket with direct loads.
+    requires = (kfunc("bpf_rdonly_cast", "6.2"),)
     skip_programs = ("owner_reads", "forget_sock")  # accept() names the owner; no per-socket state
     unused_maps = ("socks",)
     cells = (

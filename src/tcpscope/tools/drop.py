@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
+from .._kernel import tracepoint_field
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
 from ._common import (
@@ -66,6 +67,9 @@ show -)."""
     record_fields = ("ts_ns", "reason", "state", "stack_bytes", "flags", "owner", "cpu", "sock", "lport",
                      "rport", "stack")
     tracing = "TCP drops"
+    requires = (tracepoint_field("skb:kfree_skb", "reason", "5.17"),)
+    degraded = ((tracepoint_field("skb:kfree_skb", "rx_sk", "6.11"),
+                 "the owners of receiving sockets are not known (PID/COMM show -)"),)
     skip_programs = ("owner_reads",)
     owner_programs = ("drop_track", "forget_sock")
     cells = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._kernel import tracepoint_field
 from .._output import Column, Field, Renderer, flatten
 from .._tracefs import read_format
 from ._common import (
@@ -40,6 +41,10 @@ tool's only cost when no RST is seen, paid per connection; --no-owner stops it
     record = "reset_event"
     record_fields = ("ts_ns", "state", "reason", "sent", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP resets"
+    # Before 6.10 the tracepoint fires only for RSTs sent on a full socket.
+    REASONS = tracepoint_field("tcp:tcp_send_reset", "reason", "6.10")
+    degraded = ((REASONS, "RSTs sent without a full socket (to a closed port, from TIME_WAIT or a "
+                 "handshake) are not seen, and sent RSTs have no reason"),)
     cells = (
         Field("time", "number", "UNIX time of the RST, in seconds", decimals=6),
         *identity_cells(),
@@ -72,11 +77,12 @@ tool's only cost when no RST is seen, paid per connection; --no-owner stops it
         states = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
         # The running kernel's names for enum sk_rst_reason (none before 6.10).
         reasons = read_format("tcp:tcp_send_reset").symbols.get("reason", {})
+        has_reasons = self.REASONS.present()
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
             ts, state, reason, sent, owner, cpu, sock, lport, rport = r
             state_name = states.get(state, str(state)) if state else None
-            reason_name = reasons.get(reason, str(reason)) if sent else None
+            reason_name = reasons.get(reason, str(reason)) if sent and has_reasons else None
             return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
                     "sent" if sent else "received", state_of(state_name), reason_of(reason_name))
 

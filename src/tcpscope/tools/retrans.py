@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._kernel import tracepoint_field
 from .._object import BpfObject
 from .._output import Column, Field, Renderer, flatten, time_columns
 from ._common import (
@@ -45,6 +46,8 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"
     record_fields = ("ts_ns", "err", "state", "seq", "owner", "cpu", "sock", "lport", "rport")
+    degraded = ((tracepoint_field("tcp:tcp_retransmit_skb", "err", "6.17"),
+                 "retransmits that fail to go out are not seen (only those sent)"),)
     tracing = "TCP retransmits"
     cells = (
         Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),

@@ -2,6 +2,7 @@
 # Set up tcpscope on a Debian/Ubuntu host, as root, idempotently:
 #   scripts/setup.sh          libbpf1 and a virtualenv (.venv) with tcpscope
 #   scripts/setup.sh --test   also what the test suite needs (servers, clang, ...)
+#   scripts/setup.sh --matrix also what the kernel matrix needs (qemu, busybox, ...)
 #   scripts/setup.sh --bench  also what bench/ compares against
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,9 @@ for arg in "$@"; do
     case "$arg" in
         --test) packages+=(iproute2 nftables nginx-light apache2-utils clang llvm libbpf-dev bpftool make)
                 extras="[test]" ;;
+        --matrix) packages+=(qemu-system-x86 busybox-static cpio kmod python3.11 util-linux) ;;
         --bench) packages+=(iproute2 nginx-light apache2-utils tcpdump bpftrace iperf3) ;;
-        *) echo "setup.sh: unknown option $arg (use --test or --bench)" >&2; exit 2 ;;
+        *) echo "setup.sh: unknown option $arg (use --test, --matrix or --bench)" >&2; exit 2 ;;
     esac
 done
 

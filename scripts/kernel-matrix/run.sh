@@ -37,12 +37,17 @@ fetch_kernel() {
     6.1) pattern='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' ;;
     *) pattern="^linux-image-${1//./\\.}\\.[0-9]+\\+deb[0-9]+-cloud-amd64-unsigned\$" ;;
   esac
-  package=$(apt-cache search --names-only "$pattern" | cut -d' ' -f1 | sort -V | tail -1)
-  [ -n "$package" ] || { echo "run.sh: no Debian cloud kernel of series $1 (apt-get update?)" >&2; return 1; }
+  newest() { apt-cache search --names-only "$pattern" | cut -d' ' -f1 | sort -V | tail -1; }
+  package=$(newest)
   tree=$cache/kernels/${package#linux-image-}
-  if [ ! -d "$tree/boot" ]; then
-    (cd "$cache/debs" && apt-get download -q "$package" >/dev/null 2>&1) \
-      || { echo "run.sh: could not download $package" >&2; return 1; }
+  if [ -z "$package" ] || [ ! -d "$tree/boot" ]; then
+    # The package lists may be older than the mirror: refresh them once.
+    if ! (cd "$cache/debs" && apt-get download -q "$package" >/dev/null 2>&1); then
+      apt-get update -qq && package=$(newest) && tree=$cache/kernels/${package#linux-image-}
+      [ -n "$package" ] || { echo "run.sh: Debian has no cloud kernel of series $1" >&2; return 1; }
+      (cd "$cache/debs" && apt-get download -q "$package" >/dev/null 2>&1) \
+        || { echo "run.sh: could not download $package" >&2; return 1; }
+    fi
     deb=$(ls -t "$cache/debs/${package}"_*.deb | head -1)
     rm -rf "$tree.tmp" && mkdir -p "$tree.tmp" && dpkg-deb -x "$deb" "$tree.tmp" && mv "$tree.tmp" "$tree"
   fi

@@ -17,8 +17,8 @@ __all__ = ["main"]
 
 EPILOG = """\
 exit status: 0 done, 2 bad usage, 3 not root, 4 something missing on this
-host (libbpf, tracefs, BTF, a tracepoint), 5 the kernel refused a BPF program
-or map, 1 a bug in tcpscope."""
+host (libbpf, tracefs, BTF, a tracepoint, a kernel feature the tool needs), 5
+the kernel refused a BPF program or map, 1 a bug in tcpscope."""
 
 
 class _Parser(argparse.ArgumentParser):

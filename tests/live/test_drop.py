@@ -6,7 +6,7 @@ import re
 import sys
 
 from tcpscope._tracefs import read_format
-from tests.live.conftest import Netns, Tracer
+from tests.live.conftest import KERNEL, Netns, Tracer
 
 CONNECTS = """
 import socket
@@ -45,6 +45,8 @@ def test_drops_with_the_kernels_reasons(netns: Netns) -> None:
     assert all("nf_hook_slow" in r["stack"] for r in filtered)
     assert "tcp_v4_rcv" in closed[0]["stack"]
     assert "lost" not in err
+    if KERNEL < (6, 11):  # the tracepoint does not pass the receiving socket: said at start
+        assert "note: the owners of receiving sockets are not known" in err
     same = ("reason", "flags", "rport", "state")
     assert [[r[k] for k in same] for r in bare_rows] == [[r[k] for k in same] for r in rows]
     assert {r["owner"] for r in bare_rows} == {"unknown"}

@@ -34,7 +34,10 @@ table of ours; received RSTs have none. PID/COMM is the socket's owner, learned
 as for tcpscope life. RSTs that netfilter sends (nftables 'reject with tcp
 reset') are not TCP's: only their reception is seen. Following owners is this
 tool's only cost when no RST is seen, paid per connection; --no-owner stops it
-(PID/COMM show -)."""
+(PID/COMM show -). Before Linux 6.10 the kernel fires tcp_send_reset only for
+RSTs sent on a full socket: those sent with none (to a closed port), from
+TIME_WAIT or during a handshake are not seen there, and none has a reason;
+tcpscope says so at start."""
     options = (*SOCKET_OPTIONS, "no_owner")
     object_name = "reset"
     owner_programs = ("reset_track", "owner_reads", "forget_sock")

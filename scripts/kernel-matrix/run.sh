@@ -80,14 +80,15 @@ for s in "${series[@]}"; do
   tr -d '\r' < "$log" > "$log.txt"
   output=$(sed -n '/^TCPSCOPE-BEGIN/,/^TCPSCOPE-END/p' "$log.txt" | sed '1d;$d')
   rc=$(sed -n 's/^TCPSCOPE-END rc=\([0-9]*\).*/\1/p' "$log.txt")
-  result=$(printf '%s\n' "$output" | grep -E '^[0-9]+ (passed|failed)|[0-9]+ (passed|failed).* in [0-9.]+s' | tail -1)
+  result=$(printf '%s\n' "$output" | grep -E '^[0-9]+ (passed|failed)|[0-9]+ (passed|failed).* in [0-9.]+s' | tail -1 || true)
   passed=$(printf '%s' "$result" | grep -oE '[0-9]+ passed' | cut -d' ' -f1 || true)
   nfailed=$(printf '%s' "$result" | grep -oE '[0-9]+ (failed|error)' | cut -d' ' -f1 | paste -sd+ | bc || true)
   passed_total=$((passed_total + ${passed:-0})); failed_total=$((failed_total + ${nfailed:-0}))
-  if [ "$rc" != 0 ]; then
-    failed=1
+  [ -n "$command" ] && result="the command exited ${rc:-?}"
+  if [ "$rc" != 0 ] || [ -n "$command" ]; then
+    [ "$rc" = 0 ] || failed=1
     [ -n "$rc" ] || { failed_total=$((failed_total + 1)); result="did not finish (see $log.txt)"; }
-    echo "==== $kver: the guest's test output ===="
+    echo "==== $kver: the guest's output ===="
     if [ -n "$output" ]; then printf '%s\n' "$output"; else tail -50 "$log.txt"; fi
   fi
   summary+=("$kver: ${result:-no result} [$((SECONDS - start)) s]")

@@ -13,11 +13,13 @@ __all__ = [
     "EXIT_PERMISSION",
     "EXIT_ENVIRONMENT",
     "EXIT_KERNEL",
+    "EXIT_OUTPUT",
     "TcpscopeError",
     "UsageError",
     "PermissionProblem",
     "EnvironmentProblem",
     "KernelRefused",
+    "OutputFailed",
 ]
 
 EXIT_OK = 0
@@ -26,6 +28,7 @@ EXIT_USAGE = 2  # bad option, value or combination
 EXIT_PERMISSION = 3  # not root / missing capabilities
 EXIT_ENVIRONMENT = 4  # libbpf, tracefs, BTF or a tracepoint is missing
 EXIT_KERNEL = 5  # the kernel refused a BPF map, program or attachment
+EXIT_OUTPUT = 6  # the output cannot be written (disk full, closed, ...); a reader gone is not an error
 
 
 class TcpscopeError(Exception):
@@ -48,3 +51,7 @@ class EnvironmentProblem(TcpscopeError):
 
 class KernelRefused(TcpscopeError):
     exit_code = EXIT_KERNEL
+
+
+class OutputFailed(TcpscopeError):
+    exit_code = EXIT_OUTPUT

@@ -56,6 +56,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__set_autoload": (ctypes.c_int, [_vp, ctypes.c_bool]),
     "bpf_program__autoload": (ctypes.c_bool, [_vp]),
     "bpf_program__attach": (_vp, [_vp]),
+    "bpf_program__fd": (ctypes.c_int, [_vp]),
+    "bpf_obj_get_info_by_fd": (ctypes.c_int, [ctypes.c_int, _vp, ctypes.POINTER(ctypes.c_uint32)]),
     "bpf_link__destroy": (ctypes.c_int, [_vp]),
     "bpf_map_create": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
                                       ctypes.c_uint32, _vp]),

@@ -71,6 +71,12 @@ class ObjectSpec:
         return out
 
 
+# struct bpf_prog_info (uapi/linux/bpf.h, a stable ABI): where recursion_misses
+# is, and room for all of it the kernel may fill.
+_RECURSION_MISSES = 208
+_PROG_INFO_BYTES = 256
+
+
 class BpfObject:
     """A loaded and attached object. Use as a context manager: close() frees all."""
 
@@ -170,6 +176,23 @@ class BpfObject:
             section = self._lib.bpf_program__section_name(prog).decode()
             link = self._lib.check_ptr(self._lib.bpf_program__attach(prog), f"attaching to {section}")
             self._links.append(link)
+
+    def recursion_misses(self) -> int:
+        """How often the kernel skipped this object's programs: it does not run
+        a program on a CPU where that program is already running (a softirq
+        hitting the same tracepoint), it only counts a miss (Linux 5.12+)."""
+        info = ctypes.create_string_buffer(_PROG_INFO_BYTES)
+        total, prog = 0, None
+        while prog := self._lib.bpf_object__next_program(self._obj, prog):
+            if not self._lib.bpf_program__autoload(prog):
+                continue
+            size = ctypes.c_uint32(len(info))
+            ctypes.memset(info, 0, len(info))
+            self._lib.check(self._lib.bpf_obj_get_info_by_fd(self._lib.bpf_program__fd(prog), info,
+                                                             ctypes.byref(size)), "reading a program's info")
+            if size.value >= _RECURSION_MISSES + 8:
+                total += struct.unpack_from("<Q", info.raw, _RECURSION_MISSES)[0]
+        return total
 
     def ring_buffer(self, name: str = "events") -> RingBuffer:
         m = self._map(name)

@@ -14,13 +14,18 @@ second, so formats are built once and the JSON line is one %-template.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer", "CsvRenderer",
+from ._errors import OutputFailed
+
+__all__ = ["Writer", "Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer", "CsvRenderer",
            "JsonRenderer", "flatten", "time_columns"]
 
 
@@ -282,3 +287,44 @@ def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:
     if relative:
         columns.append(Column("TIME(s)", "time", 9, text=since, csv_text=since))
     return columns
+
+
+class Writer:
+    """Text to a file descriptor, each write whole. Not Python's buffered text
+    files: CPython 3.11's drops the rest of a large write to a pipe that a
+    signal interrupts when the handler returns (Ctrl-C, while the reader lags).
+    A reader that went away raises BrokenPipeError (then every write is
+    dropped); any other failure, OutputFailed."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd  # None: the process was started with no output at all
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if self.gone:
+            return len(text)
+        view = memoryview(text.encode("utf-8", "replace"))
+        try:
+            if self.fd is None:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            while view:
+                view = view[os.write(self.fd, view):]
+        except BrokenPipeError:
+            self.gone = True
+            raise
+        except OSError as exc:
+            raise OutputFailed(f"cannot write the output: {exc.strerror}") from None
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def reader_gone(self) -> bool:
+        """Whether the output is a pipe whose reader closed it (noticed
+        without writing, for tools that have nothing to print yet)."""
+        if self.fd is None or self.gone:
+            return self.gone
+        poller = select.poll()
+        poller.register(self.fd, 0)  # POLLERR and POLLHUP are always reported
+        self.gone = any(event & (select.POLLERR | select.POLLHUP) for _fd, event in poller.poll(0))
+        return self.gone

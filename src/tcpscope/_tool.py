@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -15,9 +14,20 @@ from ._errors import PermissionProblem, TcpscopeError
 from ._kernel import Requirement, release, require
 from ._net import AF_INET, AF_INET6, port_bitmap
 from ._object import BpfObject, ObjectSpec
-from ._output import Cell, Column, CsvRenderer, Field, JsonRenderer, Renderer, TableRenderer, time_columns
+from ._output import (
+    Cell,
+    Column,
+    CsvRenderer,
+    Field,
+    JsonRenderer,
+    Renderer,
+    TableRenderer,
+    Writer,
+    time_columns,
+)
 
-__all__ = ["Tool", "StopSignals", "run", "require_privileges", "RING_BYTES", "WAKEUP_BYTES", "POLL_SECONDS"]
+__all__ = ["Tool", "StopSignals", "run", "stdout_writer", "require_privileges", "RING_BYTES", "WAKEUP_BYTES",
+           "POLL_SECONDS"]
 
 log = logging.getLogger("tcpscope")
 
@@ -46,6 +56,7 @@ class Tool:
     requires: ClassVar[tuple[Requirement, ...]] = ()  # refused, in one line, on a kernel without these
     # What the tool cannot see on a kernel without a requirement: said at start.
     degraded: ClassVar[tuple[tuple[Requirement, str], ...]] = ()
+    skipped: ClassVar[str] = "events"  # what a program the kernel skipped may have cost, in words
     cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
     fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
 
@@ -125,14 +136,15 @@ def require_privileges() -> None:
 
 
 class StopSignals:
-    """SIGINT/SIGTERM end the loop cleanly instead of raising."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal went away) end the loop
+    cleanly, with the summary, instead of killing the process."""
 
     def __init__(self) -> None:
         self.requested = False
         self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._saved[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -144,10 +156,15 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = None,
+def stdout_writer() -> Writer:
+    return Writer(sys.stdout.fileno() if sys.stdout is not None else None)
+
+
+def run(tool_cls: type[Tool], args: argparse.Namespace, out: Writer | None = None,
         err: IO[str] | None = None) -> int:
-    """Load, attach and print events until Ctrl-C, SIGTERM or -d; then report losses."""
-    out = out or sys.stdout
+    """Load, attach and print events until Ctrl-C, SIGTERM, SIGHUP, -d or the
+    reader going away; then report losses."""
+    out = out or stdout_writer()
     err = err or sys.stderr
     require_privileges()
     require(tool_cls.requires)
@@ -171,18 +188,17 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
         print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
         try:
             if tool.counting:
-                _wait(tool, stop)
+                _wait(tool, stop, out)
                 out.write(tool.count_report(obj))
-                out.flush()
             else:
                 _pump(obj, tool, stop, out)
         except BrokenPipeError:
-            # The reader went away (e.g. '| head'): stop quietly, like other tools.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, out.fileno())
-            os.close(devnull)
+            pass  # the reader went away (e.g. '| head'): stop quietly, like other tools
         counters = obj.read_global(".bss", "counters", "counters")
+        misses = obj.recursion_misses()
     notes = tool.exit_notes(counters)
+    if misses:
+        notes.insert(0, _skipped(misses, tool.skipped))
     if counters.lost:
         notes.insert(0, f"WARNING: {counters.lost} events were lost: no room in the ring buffers")
     if counters.storage_failed:
@@ -193,30 +209,27 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: IO[str] | None = No
     return 0
 
 
-def _wait(tool: Tool, stop: StopSignals) -> None:
-    """Until Ctrl-C, SIGTERM or -d."""
+def _wait(tool: Tool, stop: StopSignals, out: Writer) -> None:
+    """Until Ctrl-C, SIGTERM, SIGHUP, -d or the reader going away."""
     duration = tool.args.duration
     deadline = time.monotonic() + duration if duration else float("inf")
-    while not stop.requested and time.monotonic() < deadline:
+    while not stop.requested and time.monotonic() < deadline and not out.reader_gone():
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: IO[str]) -> None:
+def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: Writer) -> None:
     """Move events from the ring buffers to the output, in batches."""
     ring, spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
     render = tool.renderer()
     layout, row, line = tool.layout, tool.row_maker(render), render.line
     duration = tool.args.duration
     deadline = time.monotonic() + duration if duration else float("inf")
-    lost_seen = 0
+    lost_seen = misses_seen = 0
     per_wakeup = RING_BYTES // layout.size  # a ring's worth, so that the loop always comes back
-    header = render.header()
-    if header:
-        out.write(header)
-        out.flush()
+    out.write(render.header() or "")
     while True:
         remaining = deadline - time.monotonic()
-        last = stop.requested or remaining <= 0
+        last = stop.requested or remaining <= 0 or out.reader_gone()
         if not last:
             ring.wait(min(POLL_SECONDS, remaining))
         drained = 0
@@ -231,14 +244,22 @@ def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: IO[str]) -> None:
                 break
             out.write("".join(map(line, map(row, batch))))
             drained += len(batch)
-        out.flush()
         if tool.args.verbose:
             lost = obj.read_global(".bss", "counters", "counters").lost
             if lost > lost_seen:
                 log.warning("%d events lost so far: no room in the ring buffers", lost)
                 lost_seen = lost
+            misses = obj.recursion_misses()
+            if misses > misses_seen:
+                log.warning("so far: %s", _skipped(misses, tool.skipped).removeprefix("WARNING: "))
+                misses_seen = misses
         if last:
             return
+
+
+def _skipped(misses: int, what: str) -> str:
+    return (f"WARNING: the kernel skipped tcpscope's programs {misses} times (a tracepoint fired on a CPU "
+            f"where the program was already running): up to {misses} {what} may be missing")
 
 
 def _timestamp(record: tuple[Any, ...]) -> Any:

@@ -10,7 +10,7 @@ from typing import NoReturn
 from . import __version__
 from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
 from ._options import add_options
-from ._tool import run
+from ._tool import run, stdout_writer
 from .tools import TOOLS, tplist, trace
 
 __all__ = ["main"]
@@ -18,7 +18,8 @@ __all__ = ["main"]
 EPILOG = """\
 exit status: 0 done, 2 bad usage, 3 not root, 4 something missing on this
 host (libbpf, tracefs, BTF, a tracepoint, a kernel feature the tool needs), 5
-the kernel refused a BPF program or map, 1 a bug in tcpscope."""
+the kernel refused a BPF program or map, 6 the output cannot be written, 1 a
+bug in tcpscope."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose < 2:
         logging.getLogger("tcpscope.libbpf").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
+        out = stdout_writer()
         if args.tool == "tplist":
-            return tplist.run(args, sys.stdout, sys.stderr)
+            return tplist.run(args, out, sys.stderr)
         if args.tool == "trace":
-            return trace.run(args, sys.stdout, sys.stderr)
-        return run(TOOLS[args.tool], args)
+            return trace.run(args, out, sys.stderr)
+        return run(TOOLS[args.tool], args, out)
+    except BrokenPipeError:
+        return 0  # the reader went away (e.g. '| head')
     except TcpscopeError as exc:
         print(f"tcpscope {args.tool}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -42,6 +42,7 @@ exit."""
     record = "life_event"
     record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP session lifespans"
+    skipped = "sessions"
     cells = (
         Field("time", "number", "UNIX time of the close, in seconds", decimals=6),
         *identity_cells(),

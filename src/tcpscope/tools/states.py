@@ -38,6 +38,7 @@ LPORT shows 0, as the kernel reports it."""
     record_fields = ("ts_ns", "delta_ns", "skaddr", "oldstate", "newstate", "owner", "cpu", "sock", "lport",
                      "rport")
     tracing = "TCP state changes"
+    skipped = "state changes"
     cells = (
         Field("time", "number", "UNIX time of the change, in seconds", decimals=6),
         Field("skaddr", "hex", "kernel address of the socket, in hex (reused after close)"),

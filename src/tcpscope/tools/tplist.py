@@ -7,6 +7,7 @@ import json
 from typing import IO
 
 from .._errors import PermissionProblem
+from .._output import Writer
 from .._tracefs import EventFormat, list_events, read_format
 
 __all__ = ["SUMMARY", "DESCRIPTION", "add_arguments", "run", "render"]
@@ -54,7 +55,7 @@ def as_json(event: EventFormat) -> str:
     return json.dumps({"name": event.name, "id": event.id, "fields": fields, "symbols": symbols}) + "\n"
 
 
-def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
     try:
         names = list_events(args.filters)
         events = [read_format(name) for name in names] if args.verbose or args.json else []

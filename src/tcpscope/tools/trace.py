@@ -22,6 +22,7 @@ from .._bpfasm import JUMPS, R0, R1, R2, R3, R6, R7, R10, SIGNED_JUMPS, Asm
 from .._errors import UsageError
 from .._libbpf import libbpf
 from .._object import RawMap, RawTracepointProgram
+from .._output import Writer
 from .._ringbuf import RingBuffer
 from .._tool import POLL_SECONDS, StopSignals, require_privileges
 from .._tracefs import EventFormat, FieldFormat, read_format
@@ -459,7 +460,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='t:CATEGORY:EVENT [(FILTER)] ["FORMAT", args->FIELD...]')
 
 
-def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
     require_privileges()
     probes = [parse_probe(text) for text in args.probes]
     ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, RING_BYTES)
@@ -472,7 +473,10 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
         reader = RingBuffer(ring.fd, RING_BYTES)
         with StopSignals() as stop:
-            _print_events(args, probes, reader, stop, out, err)
+            try:
+                _print_events(args, probes, reader, stop, out, err)
+            except BrokenPipeError:
+                pass  # the reader went away (e.g. '| head'): stop quietly
     finally:
         for program in programs:
             program.close()
@@ -493,7 +497,7 @@ def _lost(fd: int) -> int:
 
 
 def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuffer, stop: StopSignals,
-                  out: IO[str], err: IO[str]) -> None:
+                  out: Writer, err: IO[str]) -> None:
     offset = time.time_ns() - time.monotonic_ns()
     start = time.monotonic_ns()
     print(f"Tracing {len(probes)} tracepoint{'s' if len(probes) > 1 else ''}. Ctrl-C to end.", file=err,
@@ -501,12 +505,11 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
     if not args.json:
         prefix = "TIME      " if args.timestamp or args.time else ""
         out.write(f"{prefix}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<16} -\n")
-        out.flush()
     deadline = time.monotonic() + args.duration if args.duration else float("inf")
     printed = 0
     while True:
         remaining = deadline - time.monotonic()
-        last = stop.requested or remaining <= 0
+        last = stop.requested or remaining <= 0 or out.reader_gone()
         if not last:
             reader.wait(min(POLL_SECONDS, remaining))
         lines = []
@@ -538,7 +541,6 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
                 break
         if lines:
             out.write("".join(lines))
-            out.flush()
         if last:
             return
 

@@ -1,0 +1,52 @@
+"""Where the output goes wrong: a reader that goes away ends a tool quietly;
+any other write failure is one line and exit status 6; SIGHUP is a stop like
+SIGTERM; a signal while the reader lags loses nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tcpscope._errors import EXIT_OUTPUT
+from tests.live.conftest import Netns, Server, Tracer, run_client
+
+TOOL = [sys.executable, "-m", "tcpscope"]
+
+
+@pytest.mark.parametrize(("shell", "error"), [(">/dev/full", "No space left on device"),
+                                              (">&-", "Bad file descriptor")])
+@pytest.mark.parametrize("tool", [["life", "-d", "1"], ["tplist"]])
+def test_write_failure_is_one_line(tool: list[str], shell: str, error: str) -> None:
+    proc = subprocess.run(["sh", "-c", f'"$@" {shell}', "sh", *TOOL, *tool], capture_output=True, text=True,
+                          timeout=60)
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("Tracing")]
+    assert proc.returncode == EXIT_OUTPUT
+    assert lines == [f"tcpscope {tool[0]}: cannot write the output: {error}"]
+
+
+@pytest.mark.parametrize("tool", [["trace", "t:sock:inet_sock_set_state"], ["retrans", "-j"], ["life"]])
+def test_a_reader_that_goes_away_ends_the_tool_quietly(tool: list[str]) -> None:
+    # 'tcpscope ... | head -1': the header (or nothing) is read, then the pipe closes.
+    proc = subprocess.Popen([*TOOL, *tool], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    assert proc.stderr.readline().startswith("Tracing ")
+    if tool[0] != "retrans":
+        proc.stdout.readline()
+    proc.stdout.close()
+    start = time.monotonic()
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - start < 2
+    assert proc.stderr.read() == ""
+
+
+def test_sighup_stops_like_sigterm(netns: Netns) -> None:
+    tracer = Tracer("life", "-j", "-N", netns.path)
+    srv = Server(netns, count=5)
+    run_client(netns, port=srv.port, count=5)
+    srv.wait()
+    rows, err = tracer.stop_json(sig=signal.SIGHUP)
+    assert len(rows) == 10 and "WARNING" not in err

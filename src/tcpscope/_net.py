@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import socket
 
 from ._errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
+           "parse_milliseconds",
            "port_bitmap"]
 
 AF_INET = socket.AF_INET
@@ -51,9 +53,9 @@ def parse_ports(text: str) -> frozenset[int]:
     ports = set()
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit():
+        port = _whole(item)
+        if port is None:
             raise UsageError(f"{item!r} is not a port number (a list looks like 80,443)")
-        port = int(item)
         if not 1 <= port <= 65535:
             raise UsageError(f"port {port} is out of range (1-65535)")
         ports.add(port)
@@ -68,34 +70,80 @@ def port_bitmap(ports: frozenset[int]) -> bytes:
     return bytes(bitmap)
 
 
+def _whole(text: str) -> int | None:
+    """A whole number written in ASCII digits (up to 20 of them), or None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
+def pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
+
+
 def parse_pid(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    pid = _whole(text)
+    if pid is None or pid < 1:
         raise UsageError(f"{text!r} is not a process ID")
-    return int(text)
+    if pid > (limit := pid_max()):
+        raise UsageError(f"{text} is not a process ID: this system's are at most {limit} (kernel.pid_max)")
+    return pid
 
 
 def parse_count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    count = _whole(text)
+    if count is None or count < 1:
         raise UsageError(f"{text!r} is not a positive whole number")
-    return int(text)
+    return count
+
+
+MAX_MILLISECONDS = 1e12  # 31 years: as nanoseconds, it fits the kernel's 64 bits
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def parse_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise UsageError(f"{text!r} is not a positive number of seconds")
+    value = _number(text)
+    if not 0 < value <= MAX_MILLISECONDS / 1e3:  # also false for nan
+        raise UsageError(f"{text!r} is not a number of seconds (more than 0, at most 1e9)")
     return value
+
+
+def parse_milliseconds(text: str) -> float:
+    """A minimum latency: 0 (everything) or more, in milliseconds."""
+    value = _number(text)
+    if not 0 <= value <= MAX_MILLISECONDS:  # also false for nan
+        raise UsageError(f"{text!r} is not a number of milliseconds (0 or more, at most 1e12)")
+    return value
+
+
+def _netns_in_use() -> set[int]:
+    """The inodes of the network namespaces that processes are in, or that
+    'ip netns' names."""
+    inodes = set()
+    for path in glob.glob("/proc/[0-9]*/ns/net") + glob.glob("/var/run/netns/*"):
+        try:
+            inodes.add(os.stat(path).st_ino)
+        except OSError:
+            pass  # gone meanwhile, or not a namespace
+    return inodes
 
 
 def parse_netns(text: str) -> int:
     """A network namespace inode number, or a namespace file to take it from."""
-    if text.isdigit():
-        if int(text) == 0 or int(text) >= 1 << 32:
+    inode = _whole(text)
+    if inode is not None:
+        if inode == 0 or inode >= 1 << 32:
             raise UsageError(f"{text} is not a namespace inode number")
-        return int(text)
+        if inode not in _netns_in_use():
+            raise UsageError(f"no network namespace {text} is in use (no process tcpscope can see is in "
+                             "it and 'ip netns' has no such name); give its file instead, or find its "
+                             "number with 'ls -iL /proc/PID/ns/net'")
+        return inode
     try:
         fd = os.open(text, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import UsageError
-from ._net import parse_count, parse_netns, parse_pid, parse_ports, parse_seconds
+from ._net import parse_count, parse_milliseconds, parse_netns, parse_pid, parse_ports, parse_seconds
 
-__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options"]
+__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options", "checked"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Option:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """Turn a UsageError into the message argparse shows for a bad value."""
 
     def convert(text: str) -> Any:
@@ -46,31 +46,31 @@ OPTIONS: dict[str, Option] = {
         Option(("-s", "--csv"), "csv", "comma-separated values, exact numbers (bytes, not KB)", _FLAG),
         Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in the README)", _FLAG),
         Option(("-p", "--pid"), "pid", "only sockets owned by this process ID",
-               {"type": _checked(parse_pid), "metavar": "PID"}),
+               {"type": checked(parse_pid), "metavar": "PID"}),
         Option(("-L", "--localport"), "localport", "only these local ports, e.g. 80,443",
-               {"type": _checked(parse_ports), "metavar": "PORTS"}),
+               {"type": checked(parse_ports), "metavar": "PORTS"}),
         Option(("-D", "--remoteport"), "remoteport", "only these remote ports, e.g. 80,443",
-               {"type": _checked(parse_ports), "metavar": "PORTS"}),
+               {"type": checked(parse_ports), "metavar": "PORTS"}),
         Option(("-4", "--ipv4"), "ipv4", "IPv4 only", _FLAG),
         Option(("-6", "--ipv6"), "ipv6", "IPv6 only", _FLAG),
         Option(("-N", "--netns"), "netns",
                "only sockets in this network namespace: an inode number or a file such as "
                "/var/run/netns/NAME or /proc/PID/ns/net",
-               {"type": _checked(parse_netns), "metavar": "NETNS"}),
+               {"type": checked(parse_netns), "metavar": "NETNS"}),
         Option(("-d", "--duration"), "duration", "stop after SECONDS",
-               {"type": _checked(parse_seconds), "metavar": "SECONDS"}),
+               {"type": checked(parse_seconds), "metavar": "SECONDS"}),
         Option(("-S", "--sequence"), "sequence", "add a SEQ column: the segment's first sequence number",
                _FLAG),
         Option(("-c", "--count"), "count", "count per flow in the kernel instead; print the counts at exit",
                _FLAG),
         Option(("--min-ms",), "min_ms", "only connects that took at least this many milliseconds",
-               {"type": _checked(parse_seconds), "metavar": "MS"}),
+               {"type": checked(parse_milliseconds), "metavar": "MS"}),
         Option(("--stack",), "stack", "add each event's kernel stack", _FLAG),
         Option(("--no-owner",), "no_owner",
                "do not follow sockets' owners (PID and COMM stay unknown), which saves the per-connection "
                "cost of following them on connection-heavy hosts", _FLAG),
         Option(("-M", "--max-events"), "max_events", "stop after N events",
-               {"type": _checked(parse_count), "metavar": "N"}),
+               {"type": checked(parse_count), "metavar": "N"}),
         Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",
                {"action": "count", "default": 0}),
     )

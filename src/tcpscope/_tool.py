@@ -49,6 +49,7 @@ class Tool:
     record: ClassVar[str]  # the event struct in the object's BTF
     record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
     tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
+    time_always: ClassVar[bool] = False  # a TIME column even without -T (-t replaces it)
     counting: bool = False  # counts in the kernel, reported at exit, instead of events
     skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
     unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
@@ -116,7 +117,9 @@ class Tool:
         a = self.args
         if getattr(a, "json", False):
             return JsonRenderer(self.cells, self.decoders())
-        columns = time_columns(getattr(a, "time", False), getattr(a, "timestamp", False), self.start)
+        timestamp = getattr(a, "timestamp", False)
+        wall = getattr(a, "time", False) or (self.time_always and not timestamp)
+        columns = time_columns(wall, timestamp, self.start)
         columns += self.columns()
         if getattr(a, "csv", False):
             return CsvRenderer(columns, self.cells, self.decoders())

@@ -9,9 +9,9 @@ from typing import NoReturn
 
 from . import __version__
 from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
-from ._options import add_options
-from ._tool import run, stdout_writer
-from .tools import TOOLS, tplist, trace
+
+# The tools are imported in main(), where a Ctrl-C that comes while they load
+# (the first 50 ms) ends the program quietly instead of with a traceback.
 
 __all__ = ["main"]
 
@@ -31,6 +31,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._options import add_options
+    from .tools import TOOLS, tplist, trace
+
     parser = _Parser(
         prog="tcpscope",
         description="TCP observability from the kernel's stable tracepoints.",
@@ -67,7 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C before tracing began: nothing to report
+
+
+def _main(argv: list[str] | None) -> int:
+    from ._tool import run, stdout_writer
+    from .tools import TOOLS, tplist, trace
+
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the tool's own parser, which knows its options
+        _tool_parser(parser, args.tool).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         format="tcpscope: %(message)s",
         level=logging.DEBUG if args.verbose else logging.ERROR,
@@ -87,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     except TcpscopeError as exc:
         print(f"tcpscope {args.tool}: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 0
     except Exception as exc:  # a bug: one line, the traceback only with -v
         logging.getLogger("tcpscope").debug("internal error", exc_info=True)
         print(f"tcpscope {args.tool}: internal error: {exc!r} (run with -v for details, "
               "and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _tool_parser(parser: argparse.ArgumentParser, tool: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[tool]  # type: ignore[no-any-return]
+    return parser

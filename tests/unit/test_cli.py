@@ -30,13 +30,26 @@ def tcpscope(*args: str) -> subprocess.CompletedProcess[str]:
         (["life", "-N", "/etc/hostname"], "is not a network namespace"),
         (["life", "-N", "0"], "is not a namespace inode number"),
         (["life", "-p", "abc"], "'abc' is not a process ID"),
-        (["life", "-d", "0"], "is not a positive number of seconds"),
+        (["life", "-d", "0"], "is not a number of seconds"),
         (["life", "--bogus"], "unrecognized arguments: --bogus"),
         (["nosuchtool"], "invalid choice: 'nosuchtool'"),
         (["accept", "-L", "65536"], "port 65536 is out of range (1-65535)"),
         (["accept", "-p", "0"], "'0' is not a process ID"),
         (["accept", "-c"], "unrecognized arguments: -c"),
         (["accept", "-N", "/etc/hostname"], "is not a network namespace"),
+        # Numbers too large, or not numbers at all: never an internal error.
+        (["life", "-p", "99999999999999999999"], "is not a process ID"),
+        (["retrans", "-p", "4294967296"], "is not a process ID: this system's are at most"),
+        (["life", "-p", "9" * 5000], "is not a process ID"),
+        (["trace", "-p", "99999999999999999999", "t:sock:inet_sock_set_state"], "is not a process ID"),
+        (["connect", "--min-ms", "1e15"], "is not a number of milliseconds"),
+        (["connlat", "1e300"], "is not a number of milliseconds"),
+        (["connlat", "nan"], "is not a number of milliseconds"),
+        (["connlat", "--", "-5"], "is not a number of milliseconds"),
+        (["life", "-L", "\u00b2"], "is not a port number"),
+        (["life", "-N", "12345"], "no network namespace 12345 is in use"),
+        # A tool's own options are its to refuse.
+        (["retrans", "--bogus"], "tcpscope retrans: unrecognized arguments: --bogus"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:

@@ -29,10 +29,13 @@ def test_ports() -> None:
 
 
 def test_netns_by_inode_or_path() -> None:
-    assert parse_netns("4026531840") == 4026531840
     import os
 
-    assert parse_netns("/proc/self/ns/net") == os.stat("/proc/self/ns/net").st_ino
+    own = os.stat("/proc/self/ns/net").st_ino
+    assert parse_netns(str(own)) == own
+    with pytest.raises(UsageError, match="no network namespace 12345 is in use"):
+        parse_netns("12345")
+    assert parse_netns("/proc/self/ns/net") == own
     with pytest.raises(UsageError):
         parse_netns("/proc/self/ns/mnt")  # a namespace, but not a network one
 

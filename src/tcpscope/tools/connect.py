@@ -7,7 +7,9 @@ import errno
 import json
 from typing import Any
 
+from .._net import parse_milliseconds
 from .._object import BpfObject
+from .._options import checked
 from .._output import Column, Field, Renderer, flatten
 from ._common import (
     SOCKET_OPTIONS,
@@ -135,8 +137,8 @@ in the kernel. See 'tcpscope connect' for every outcome, timeouts included."""
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("min_ms", nargs="?", type=float, default=0.0, metavar="MIN_MS",
-                            help="only connects that took at least this many milliseconds")
+        parser.add_argument("min_ms", nargs="?", type=checked(parse_milliseconds), default=0.0,
+                            metavar="MIN_MS", help="only connects that took at least this many milliseconds")
 
     def constants(self) -> dict[str, Any]:
         return {**super().constants(), "answered_only": 1}

@@ -7,8 +7,9 @@ from typing import Any
 
 from .._kernel import tracepoint_field
 from .._object import BpfObject
-from .._output import Column, Field, Renderer, flatten, time_columns
+from .._output import Column, Field, Renderer, flatten
 from ._common import (
+    SOCKET_OPTIONS,
     SocketTool,
     address_columns,
     endpoint,
@@ -40,8 +41,7 @@ this tool's only cost when nothing is retransmitted, paid per connection;
 Tail-loss probes (TLP) have no tracepoint of their own: the probe that
 re-sends the last segment goes through tcp_retransmit_skb and is shown, but
 cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
-    options = ("wide", "csv", "json", "pid", "localport", "remoteport", "ipv4", "ipv6", "netns",
-               "duration", "verbose", "sequence", "count", "no_owner")
+    options = (*SOCKET_OPTIONS, "sequence", "count", "no_owner")
     object_name = "retrans"
     owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"
@@ -49,6 +49,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     degraded = ((tracepoint_field("tcp:tcp_retransmit_skb", "err", "6.17"),
                  "retransmits that fail to go out are not seen (only those sent)"),)
     tracing = "TCP retransmits"
+    time_always = True  # as tcpretrans
     cells = (
         Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),
         *identity_cells(),
@@ -66,11 +67,10 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     def columns(self) -> list[Column]:
         sequence = [Column("SEQ", "seq")] if self.args.sequence else []
         if self.args.csv:
-            return (time_columns(True, False, self.start) + owner_columns(True) + address_columns(True)
+            return (owner_columns(True) + address_columns(True)
                     + [Column("TYPE", "type"), Column("STATE", "state")] + sequence)
-        hms = time_columns(True, False, self.start)
         width = 46 if self.args.wide else 20
-        return hms + [
+        return [
             Column("PID", "pid", 7),
             Column("IP", "family", 2),
             Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),

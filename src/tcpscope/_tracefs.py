@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._errors import EnvironmentProblem
+from ._errors import EnvironmentProblem, PermissionProblem
 
 __all__ = ["tracefs_root", "event_dir", "find_event", "list_events", "read_format", "parse_format",
            "EventFormat", "FieldFormat", "CANDIDATES"]
@@ -32,6 +32,8 @@ def tracefs_root() -> str:
     global _root
     if _root is None:
         for path in CANDIDATES:
+            if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+                raise PermissionProblem(f"reading tracefs ({path}) needs root: run it with sudo")
             if os.path.isdir(os.path.join(path, "events")):
                 _root = path
                 break

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+import tcpscope
 from tcpscope._errors import EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_PERMISSION, EnvironmentProblem
 from tcpscope._object import BpfObject, ObjectSpec
 
@@ -64,3 +68,24 @@ def test_missing_tracepoint_is_named() -> None:
     spec.attach_points = ["tp_btf/no_such_tracepoint"]
     with pytest.raises(EnvironmentProblem, match="no tracepoint 'no_such_tracepoint'"):
         BpfObject(spec)
+
+
+@pytest.mark.parametrize(("tool", "message"), [
+    ("tplist", "tcpscope tplist: reading tracefs (/sys/kernel/tracing) needs root: run it with sudo"),
+    ("life", "tcpscope life: tcpscope needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")])
+def test_not_root(tool: str, message: str) -> None:
+    # A real unprivileged user, running a copy of the package it can read.
+    readable = tempfile.mkdtemp()
+    try:
+        os.chmod(readable, 0o755)
+        shutil.copytree(Path(tcpscope.__file__).parent, Path(readable, "tcpscope"))
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        cmd = [*nobody, "/usr/bin/python3", "-m", "tcpscope", tool]
+        assert one_line_error(cmd, EXIT_PERMISSION, {"PYTHONPATH": readable}) == message
+    finally:
+        shutil.rmtree(readable)
+
+
+def test_a_pattern_that_matches_nothing() -> None:
+    line = one_line_error([*TOOL, "tplist", "nomatch:*"], EXIT_ENVIRONMENT)
+    assert line == "tcpscope tplist: no tracepoint matches nomatch:* ('tcpscope tplist' lists them all)"

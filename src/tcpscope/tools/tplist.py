@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import IO
 
-from .._errors import PermissionProblem
+from .._errors import EnvironmentProblem, PermissionProblem
 from .._output import Writer
 from .._tracefs import EventFormat, list_events, read_format
 
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
     except PermissionError as exc:
         raise PermissionProblem(f"cannot read tracefs ({exc.strerror}): run it as root") from None
     if not names and args.filters:
-        print(f"no tracepoint matches {' '.join(args.filters)}", file=err)
+        raise EnvironmentProblem(f"no tracepoint matches {' '.join(args.filters)} "
+                                 "('tcpscope tplist' lists them all)")
     if args.json:
         out.write("".join(as_json(e) for e in events))
     elif args.verbose:

@@ -25,8 +25,8 @@ from typing import Any
 
 from ._errors import OutputFailed
 
-__all__ = ["Writer", "Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer", "CsvRenderer",
-           "JsonRenderer", "flatten", "time_columns"]
+__all__ = ["Writer", "printable", "Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer",
+           "CsvRenderer", "JsonRenderer", "flatten", "time_columns"]
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,25 @@ class _Columns(Renderer):
         return values
 
 
+# Control characters as escapes: a command name may hold any byte (prctl), and
+# a table goes to a terminal. (JSON and CSV quote them their own way.)
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
+def _printable_values(decode: Callable[[bytes], tuple[Any, ...]]) -> Callable[[bytes], tuple[Any, ...]]:
+    def values(raw: bytes) -> tuple[Any, ...]:
+        return tuple(printable(v) if isinstance(v, str) else v for v in decode(raw))
+
+    return values
+
+
 class TableRenderer(_Columns):
     def __init__(self, columns: Sequence[Column], cells: Sequence[Cell], decoders: Decoders) -> None:
-        super().__init__(cells, decoders)
+        super().__init__(cells, {name: _printable_values(decode) for name, decode in decoders.items()})
         self._columns = list(columns)
         self._format = " ".join(c.cell_format() for c in self._columns) + "\n"
         # (field index or None for decoration, fixed text, converter, more field indexes)

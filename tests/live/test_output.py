@@ -50,3 +50,23 @@ def test_sighup_stops_like_sigterm(netns: Netns) -> None:
     srv.wait()
     rows, err = tracer.stop_json(sig=signal.SIGHUP)
     assert len(rows) == 10 and "WARNING" not in err
+
+
+ODD_NAME = """
+import ctypes, socket
+ctypes.CDLL(None).prctl(15, b"a\\nb\\x1b[2J", 0, 0, 0)  # PR_SET_NAME: a newline and a terminal escape
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+c = socket.create_connection(srv.getsockname()); s, _ = srv.accept()
+c.close(); s.close()
+"""
+
+
+def test_control_bytes_in_names_are_escaped_in_tables(netns: Netns) -> None:
+    table = Tracer("life", "-N", netns.path)
+    as_json = Tracer("life", "-j", "-N", netns.path)
+    netns.run([sys.executable, "-c", ODD_NAME])
+    text, _, rc = table.stop()
+    rows, _ = as_json.stop_json(settle=0)
+    assert rc == 0 and {r["comm"] for r in rows} == {"a\nb\x1b[2J"}
+    lines = text.splitlines()  # COMM is cut to 10 characters
+    assert len(lines) == 3 and all(line.split()[1] == "a\\x0ab\\x1b" for line in lines[1:]), text

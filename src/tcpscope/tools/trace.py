@@ -22,7 +22,7 @@ from .._bpfasm import JUMPS, R0, R1, R2, R3, R6, R7, R10, SIGNED_JUMPS, Asm
 from .._errors import UsageError
 from .._libbpf import libbpf
 from .._object import RawMap, RawTracepointProgram
-from .._output import Writer
+from .._output import Writer, printable
 from .._ringbuf import RingBuffer
 from .._tool import POLL_SECONDS, StopSignals, require_privileges
 from .._tracefs import EventFormat, FieldFormat, read_format
@@ -502,9 +502,10 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
     start = time.monotonic_ns()
     print(f"Tracing {len(probes)} tracepoint{'s' if len(probes) > 1 else ''}. Ctrl-C to end.", file=err,
           flush=True)
+    func_width = max(16, *(len(p.event.name.split(":")[1]) for p in probes))
     if not args.json:
         prefix = "TIME      " if args.timestamp or args.time else ""
-        out.write(f"{prefix}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<16} -\n")
+        out.write(f"{prefix}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<{func_width}} -\n")
     deadline = time.monotonic() + args.duration if args.duration else float("inf")
     printed = 0
     while True:
@@ -519,6 +520,8 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
             body = record[HEADER.size:]
             text = message(probe, body)
             name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+            if not args.json:
+                name = printable(name)
             event = probe.event.name.split(":")[1]
             if args.json:
                 fields = {f.name: _json_value(f, field_value(f, body), probe.event)
@@ -534,7 +537,7 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
                 elif args.timestamp:
                     stamp = f"{(ts - start) / 1e9:<9.6f} "
                 lines.append(f"{stamp}{pid_tgid >> 32:<7} {pid_tgid & 0xFFFFFFFF:<7} {name:<15.15} "
-                             f"{event:<16} {text}\n")
+                             f"{event:<{func_width}} {text}\n")
             printed += 1
             if args.max_events and printed >= args.max_events:
                 last = True

@@ -10,7 +10,7 @@ import socket
 from ._errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
-           "parse_milliseconds",
+           "parse_milliseconds", "parse_ring_mb",
            "port_bitmap"]
 
 AF_INET = socket.AF_INET
@@ -87,6 +87,14 @@ def parse_pid(text: str) -> int:
     if pid > (limit := pid_max()):
         raise UsageError(f"{text} is not a process ID: this system's are at most {limit} (kernel.pid_max)")
     return pid
+
+
+def parse_ring_mb(text: str) -> int:
+    """A ring buffer's size in MiB: a power of two, as the kernel requires."""
+    size = _whole(text)
+    if size is None or not 1 <= size <= 4096 or size & (size - 1):
+        raise UsageError(f"{text!r} is not a ring size: a power of two from 1 to 4096 (MiB)")
+    return size
 
 
 def parse_count(text: str) -> int:

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import UsageError
-from ._net import parse_count, parse_milliseconds, parse_netns, parse_pid, parse_ports, parse_seconds
+from ._net import (
+    parse_count,
+    parse_milliseconds,
+    parse_netns,
+    parse_pid,
+    parse_ports,
+    parse_ring_mb,
+    parse_seconds,
+)
 
 __all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options", "checked"]
 
@@ -71,6 +79,10 @@ OPTIONS: dict[str, Option] = {
                "cost of following them on connection-heavy hosts", _FLAG),
         Option(("-M", "--max-events"), "max_events", "stop after N events",
                {"type": checked(parse_count), "metavar": "N"}),
+        Option(("--ring-mb",), "ring_mb",
+               "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
+               "reader cannot keep up with, which are otherwise lost (and counted)",
+               {"type": checked(parse_ring_mb), "metavar": "MB"}),
         Option(("-v", "--verbose"), "verbose", "show libbpf's log, and lost events as they happen",
                {"action": "count", "default": 0}),
     )

@@ -75,6 +75,11 @@ class Tool:
             raise TcpscopeError(f"{spec.name}.bpf.o has struct {self.record} {self.layout.fields}, "
                                 f"but the {self.name} tool reads {self.record_fields}")
 
+    @property
+    def ring_bytes(self) -> int:
+        mb = getattr(self.args, "ring_mb", None)
+        return mb << 20 if mb else RING_BYTES
+
     def constants(self) -> dict[str, Any]:
         """Kernel-side filters from the shared options."""
         a = self.args
@@ -179,7 +184,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: Writer | None = Non
     with BpfObject(spec) as obj, StopSignals() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
-        obj.resize("events", RING_BYTES)
+        obj.resize("events", tool.ring_bytes)
         # Owners are needed to show them or to filter by them; counts show none.
         no_owner = bool(tool.owner_programs) and (
             getattr(args, "no_owner", False) or (tool.counting and not getattr(args, "pid", None)))
@@ -228,7 +233,7 @@ def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: Writer) -> None:
     duration = tool.args.duration
     deadline = time.monotonic() + duration if duration else float("inf")
     lost_seen = misses_seen = 0
-    per_wakeup = RING_BYTES // layout.size  # a ring's worth, so that the loop always comes back
+    per_wakeup = tool.ring_bytes // layout.size  # a ring's worth, so that the loop always comes back
     out.write(render.header() or "")
     while True:
         remaining = deadline - time.monotonic()

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     tplist.add_arguments(sub)
     sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(sub, ["pid", "time", "timestamp", "json", "max_events", "duration", "verbose"],
+    add_options(sub, ["pid", "time", "timestamp", "json", "max_events", "duration", "ring_mb", "verbose"],
                 {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
                  "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
                  "verbose": "show libbpf's log"})

@@ -70,3 +70,12 @@ def test_control_bytes_in_names_are_escaped_in_tables(netns: Netns) -> None:
     assert rc == 0 and {r["comm"] for r in rows} == {"a\nb\x1b[2J"}
     lines = text.splitlines()  # COMM is cut to 10 characters
     assert len(lines) == 3 and all(line.split()[1] == "a\\x0ab\\x1b" for line in lines[1:]), text
+
+
+def test_ring_size_is_the_users() -> None:
+    default, larger = Tracer("states"), Tracer("states", "--ring-mb", "64")
+    try:
+        assert default.map_sizes()["events"] == 16 << 20 and larger.map_sizes()["events"] == 64 << 20
+    finally:
+        default.stop(settle=0)
+        larger.stop(settle=0)

@@ -18,7 +18,7 @@ __all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identi
 
 # The options of the socket tools (see _options.py).
 SOCKET_OPTIONS = ("time", "timestamp", "wide", "csv", "json", "pid", "localport", "remoteport", "ipv4",
-                  "ipv6", "netns", "duration", "verbose")
+                  "ipv6", "netns", "duration", "ring_mb", "verbose")
 
 # enum owner_kind in bpf/common.h, as the JSON "owner" value.
 OWNER_NAMES = {"OWNER_UNKNOWN": "unknown", "OWNER_TASK": "task", "OWNER_LISTENER": "listener"}

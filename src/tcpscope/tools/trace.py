@@ -463,7 +463,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
     require_privileges()
     probes = [parse_probe(text) for text in args.probes]
-    ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, RING_BYTES)
+    ring_bytes = args.ring_mb << 20 if args.ring_mb else RING_BYTES
+    ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, ring_bytes)
     lost = RawMap(RawMap.ARRAY, "trace_lost", 4, 8, 1)
     programs: list[RawTracepointProgram] = []
     reader = None
@@ -471,7 +472,7 @@ def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
         for index, probe in enumerate(probes):
             code = compile_program(probe, index, ring.fd, lost.fd, args.pid)
             programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
-        reader = RingBuffer(ring.fd, RING_BYTES)
+        reader = RingBuffer(ring.fd, ring_bytes)
         with StopSignals() as stop:
             try:
                 _print_events(args, probes, reader, stop, out, err)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import sys
 
@@ -24,12 +26,14 @@ def test_drops_with_the_kernels_reasons(netns: Netns) -> None:
     netns.run(["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
     netns.run(["nft", DROP])
     tracer = Tracer("drop", "-j", "--stack", "-N", netns.path)
+    as_csv = Tracer("drop", "-s", "--stack", "-N", netns.path)
     bare = Tracer("drop", "-j", "--no-owner", "-N", netns.path)
     assert bare.attached_programs() == ["drop_skb"]  # nothing runs per connection
     proc = netns.popen([sys.executable, "-c", CONNECTS])
     assert proc.wait(timeout=30) == 0
     rows, err = tracer.stop_json()
     bare_rows, _ = bare.stop_json(settle=0)
+    text, _, _ = as_csv.stop(settle=0)
     ruleset = netns.run(["nft", "list", "ruleset"]).stdout
     counted = int(re.search(r"counter packets (\d+)", ruleset)[1])  # type: ignore[index]
 
@@ -44,6 +48,9 @@ def test_drops_with_the_kernels_reasons(netns: Netns) -> None:
     # The stack says where: netfilter's hook for its drops, TCP's receive path for the other.
     assert all("nf_hook_slow" in r["stack"] for r in filtered)
     assert "tcp_v4_rcv" in closed[0]["stack"]
+    # CSV has the stack too, in a column of its own.
+    csv_rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["DPORT"], r["STACK"]) for r in csv_rows] == [(str(r["rport"]), r["stack"]) for r in rows]
     assert "lost" not in err
     if KERNEL < (6, 11):  # the tracepoint does not pass the receiving socket: said at start
         assert "note: the owners of receiving sockets are not known" in err

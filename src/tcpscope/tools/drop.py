@@ -102,7 +102,9 @@ show -)."""
             columns = [Column("PID", "pid"), Column("COMM", "comm"), Column("SADDR", "laddr"),
                        Column("SPORT", "lport"), Column("DADDR", "raddr"), Column("DPORT", "rport"),
                        Column("STATE", "state"), Column("FLAGS", "flags"), Column("REASON", "reason")]
-        if self.args.stack and not self.args.csv:
+        if self.args.stack and self.args.csv:
+            columns.append(Column("STACK", "stack"))  # frames joined by " <- ", as in JSON
+        elif self.args.stack:
             columns.append(Column("", "stack", text=lambda stack: "\n\t" + stack.replace(" <- ", "\n\t")))
         return columns
 

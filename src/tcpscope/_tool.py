@@ -45,6 +45,7 @@ class Tool:
     summary: ClassVar[str]  # one line in 'tcpscope --help'
     description: ClassVar[str]  # the tool's --help text
     options: ClassVar[tuple[str, ...]]
+    examples: ClassVar[str]  # the end of its --help: command lines with what each does
     object_name: ClassVar[str]
     record: ClassVar[str]  # the event struct in the object's BTF
     record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them

@@ -30,6 +30,10 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _epilog(examples: str) -> str:
+    return f"examples:\n{examples}\n\n{EPILOG}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._options import add_options
     from .tools import TOOLS, tplist, trace
@@ -48,18 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
             tool.name,
             help=tool.summary,
             description=tool.description,
-            epilog=EPILOG,
+            epilog=_epilog(tool.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_options(sub, tool.options)
         if hasattr(tool, "add_arguments"):
             tool.add_arguments(sub)
-    sub = tools.add_parser("tplist", help=tplist.SUMMARY, description=tplist.DESCRIPTION, epilog=EPILOG,
+    sub = tools.add_parser("tplist", help=tplist.SUMMARY, description=tplist.DESCRIPTION,
+                           epilog=_epilog(tplist.EXAMPLES),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(sub, ["verbose", "json"], {"verbose": "show fields (-vv: offsets, sizes, symbolic values)",
                                            "json": "JSON lines, one object per tracepoint, with its fields"})
     tplist.add_arguments(sub)
-    sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION, epilog=EPILOG,
+    sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION,
+                           epilog=_epilog(trace.EXAMPLES),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(sub, ["pid", "time", "timestamp", "json", "max_events", "duration", "ring_mb", "verbose"],
                 {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",

@@ -69,6 +69,9 @@ def test_help_lists_every_option_and_the_limits(tool: type) -> None:
         for flag in OPTIONS[name].flags:
             assert flag in proc.stdout
     assert "exit status" in proc.stdout
+    # Examples, bcc's habit: each a command line of this tool.
+    examples = proc.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(examples) >= 3 and all(e.startswith(f"  tcpscope {tool.name}") for e in examples)
     # It names the tracepoint it is about.
     events = [point.split("/")[1] for point in ObjectSpec(tool.object_name).attach_points]
     assert any(f":{event}" in proc.stdout for event in events)
@@ -77,3 +80,11 @@ def test_help_lists_every_option_and_the_limits(tool: type) -> None:
 def test_version_and_module_entry_point() -> None:
     proc = tcpscope("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("tcpscope ")
+
+
+@pytest.mark.parametrize("command", ["tplist", "trace"])
+def test_help_of_tplist_and_trace_ends_with_examples(command: str) -> None:
+    proc = tcpscope(command, "--help")
+    examples = proc.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert proc.returncode == 0 and len(examples) >= 3
+    assert all(e.startswith(f"  tcpscope {command}") for e in examples)

@@ -33,6 +33,10 @@ neither was seen while tracing. Not seen: connections accepted through io_uring
 (no syscall) or by 32-bit programs. MPTCP listeners and connections are shown.
 Needs Linux 6.2 or newer."""
     options = SOCKET_OPTIONS
+    examples = """\
+  tcpscope accept                    # every accepted connection and its process
+  tcpscope accept -L 80 -T           # on port 80, with wall time
+  tcpscope accept -s                 # CSV, with the accept queue's numbers"""
     object_name = "accept"
     record = "accept_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "queue_known", "accepted", "owner", "cpu", "sock",

@@ -43,6 +43,11 @@ program before an answer) or failed; JSON "error" has the socket's error by
 name. -c counts per source, destination and port in the kernel and prints the
 counts at exit; --min-ms shows only connects that took at least that long."""
     options = (*SOCKET_OPTIONS, "count", "min_ms")
+    examples = """\
+  tcpscope connect                   # every connect() with its latency and outcome
+  tcpscope connect --min-ms 100      # only slow ones
+  tcpscope connect -c -d 60          # count a minute of connects per destination
+  tcpscope connect -p 1234 -j        # one process's connects, as JSON lines"""
     object_name = "connect"
     record = "connect_event"
     record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
@@ -132,6 +137,10 @@ From the stable tracepoint sock:inet_sock_set_state only. MIN_MS (positional)
 shows only connects that took at least that many milliseconds; the filter runs
 in the kernel. See 'tcpscope connect' for every outcome, timeouts included."""
     options = SOCKET_OPTIONS
+    examples = """\
+  tcpscope connlat                   # connect latency, tcpconnlat's columns
+  tcpscope connlat 10                # only connects that took 10 ms or more
+  tcpscope connlat -D 443 -T         # to HTTPS servers, with wall time"""
     tracing = "TCP connect latency"
     show_result = False
 

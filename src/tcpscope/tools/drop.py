@@ -62,6 +62,10 @@ by. --stack adds the kernel stack of each drop, symbolized from /proc/kallsyms.
 Following owners costs a little per connection; --no-owner stops it (PID/COMM
 show -)."""
     options = (*SOCKET_OPTIONS, "stack", "no_owner")
+    examples = """\
+  tcpscope drop                      # every TCP packet the kernel dropped, and why
+  tcpscope drop --stack              # with each drop's kernel stack
+  tcpscope drop -D 443 -s            # drops to or from port 443, as CSV"""
     object_name = "drop"
     record = "drop_event"
     record_fields = ("ts_ns", "reason", "state", "stack_bytes", "flags", "owner", "cpu", "sock", "lport",

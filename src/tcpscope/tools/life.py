@@ -38,6 +38,11 @@ MS is the time from connect() or the first SYN received to the close.
 Sessions that began before tracing are not shown; their number is printed at
 exit."""
     options = SOCKET_OPTIONS
+    examples = """\
+  tcpscope life                      # every TCP session as it closes
+  tcpscope life -L 80,443 -T         # this host's web server's sessions, with wall time
+  tcpscope life -p 1234 -j           # one process's sessions, as JSON lines
+  tcpscope life -N /var/run/netns/web -w   # one namespace, full IPv6 addresses"""
     object_name = "life"
     record = "life_event"
     record_fields = ("ts_ns", "span_ns", "tx_bytes", "rx_bytes", "owner", "cpu", "sock", "lport", "rport")

@@ -39,6 +39,10 @@ RSTs sent on a full socket: those sent with none (to a closed port), from
 TIME_WAIT or during a handshake are not seen there, and none has a reason;
 tcpscope says so at start."""
     options = (*SOCKET_OPTIONS, "no_owner")
+    examples = """\
+  tcpscope reset                     # every RST sent and received
+  tcpscope reset -L 8080 -j          # on port 8080, as JSON lines with the reason
+  tcpscope reset --no-owner          # on a busy host: no per-connection cost"""
     object_name = "reset"
     owner_programs = ("reset_track", "owner_reads", "forget_sock")
     record = "reset_event"

@@ -42,6 +42,11 @@ Tail-loss probes (TLP) have no tracepoint of their own: the probe that
 re-sends the last segment goes through tcp_retransmit_skb and is shown, but
 cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     options = (*SOCKET_OPTIONS, "sequence", "count", "no_owner")
+    examples = """\
+  tcpscope retrans                   # every retransmitted segment
+  tcpscope retrans -c -d 30          # count 30 s of retransmits per flow
+  tcpscope retrans -D 443 -S         # to HTTPS servers, with sequence numbers
+  tcpscope retrans --no-owner        # on a busy host: no per-connection cost"""
     object_name = "retrans"
     owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"

@@ -33,6 +33,10 @@ was seen (the first change of a new socket, or any socket that existed before
 tracing; those are counted at exit). CLOSE -> SYN_SENT has no local port yet:
 LPORT shows 0, as the kernel reports it."""
     options = SOCKET_OPTIONS
+    examples = """\
+  tcpscope states                    # every state change
+  tcpscope states -D 5432 -t         # connections to PostgreSQL, seconds since start
+  tcpscope states -j --ring-mb 64    # JSON lines, with room for bursts"""
     object_name = "states"
     record = "state_event"
     record_fields = ("ts_ns", "delta_ns", "skaddr", "oldstate", "newstate", "owner", "cpu", "sock", "lport",

@@ -36,6 +36,10 @@ tracing (otherwise "-"). LADDR/LPORT is the listener's side, RADDR/RPORT the
 client. -c counts per listener in the kernel and prints the counts at exit.
 The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
     options = (*SOCKET_OPTIONS, "count")
+    examples = """\
+  tcpscope synack                    # every SYN-ACK retransmit, with the accept queue
+  tcpscope synack -c -d 60           # count a minute of them per listener
+  tcpscope synack -L 80,443          # only for these listeners"""
     object_name = "synack"
     record = "synack_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "retrans", "owner", "cpu", "sock", "lport", "rport")

@@ -12,6 +12,10 @@ from .._tracefs import EventFormat, list_events, read_format
 
 __all__ = ["SUMMARY", "DESCRIPTION", "add_arguments", "run", "render"]
 
+EXAMPLES = """\
+  tcpscope tplist 'tcp:*'                    # the TCP tracepoints
+  tcpscope tplist -v sock:inet_sock_set_state   # with its fields
+  tcpscope tplist -j 'skb:*'                 # as JSON lines, with fields and symbolic values"""
 SUMMARY = "list tracepoints and their fields (tplist)"
 DESCRIPTION = """\
 List the kernel's tracepoints (tplist), from tracefs (found at /sys/kernel/tracing

@@ -29,6 +29,11 @@ from .._tracefs import EventFormat, FieldFormat, read_format
 
 __all__ = ["SUMMARY", "DESCRIPTION", "Probe", "parse_probe", "parse_filter", "compile_program", "run"]
 
+EXAMPLES = """\
+  tcpscope trace 't:sock:inet_sock_set_state'          # every field of every state change
+  tcpscope trace 't:tcp:tcp_retransmit_skb (args->dport == 443) "%s:%d", args->daddr, args->dport'
+  tcpscope trace -M 10 -j 't:skb:kfree_skb'            # ten drops, as JSON lines
+  tcpscope trace 't:sock:inet_sock_set_state (args->newstate == 7)' 't:tcp:tcp_receive_reset'"""
 SUMMARY = "print any tracepoint's fields, with an in-kernel filter and a format (trace)"
 DESCRIPTION = """\
 Print events of any tracepoint (bcc's trace), e.g.

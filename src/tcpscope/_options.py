@@ -83,7 +83,8 @@ OPTIONS: dict[str, Option] = {
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
                "reader cannot keep up with, which are otherwise lost (and counted)",
                {"type": checked(parse_ring_mb), "metavar": "MB"}),
-        Option(("-v", "--verbose"), "verbose", "show libbpf's log (-vv: all of it), and lost and skipped events as they happen",
+        Option(("-v", "--verbose"), "verbose",
+               "show libbpf's log (-vv: all of it), and lost and skipped events as they happen",
                {"action": "count", "default": 0}),
     )
 }  # fmt: skip

@@ -28,7 +28,8 @@ HELPER = {"map_lookup_elem": 1, "ktime_get_ns": 5, "get_current_pid_tgid": 14, "
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+    """One instruction; imm is any 32-bit pattern (signed or not)."""
+    return struct.pack("<BBhI", code, (src << 4) | dst, off, imm & 0xFFFFFFFF)
 
 
 @dataclass
@@ -99,6 +100,6 @@ class Asm:
     def assemble(self) -> bytes:
         code = list(self.code)
         for index, target in self.fixups:
-            c, regs, _off, imm = struct.unpack("<BBhi", code[index])
-            code[index] = struct.pack("<BBhi", c, regs, self.labels[target] - index - 1, imm)
+            c, regs, _off, imm = struct.unpack("<BBhI", code[index])
+            code[index] = struct.pack("<BBhI", c, regs, self.labels[target] - index - 1, imm)
         return b"".join(code)

@@ -100,3 +100,16 @@ def test_every_tracepoint_compiles_and_a_sample_attaches() -> None:
         ring.close()
         lost.close()
     assert len(refused) <= 3, refused
+
+
+def test_64_bit_and_named_constants_in_the_kernel(netns: Netns) -> None:
+    # Kernel addresses are all above 0xffff000000000000: the first filter passes the
+    # connect's SYN_SENT, the second nothing.
+    scope = "args->dport == 9 && args->newstate == TCP_SYN_SENT"
+    event = "t:sock:inet_sock_set_state"
+    trace = Tracer("trace", "-j", f'{event} ({scope} && args->skaddr >= 0xffff000000000000) "above %d", '
+                   "args->oldstate", f'{event} ({scope} && args->skaddr < 0xffff000000000000) "below"')
+    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
+    netns.run([sys.executable, "-c", connect])
+    events, err = trace.stop_json()
+    assert [e["message"] for e in events] == ["above 7"] and "lost" not in err

@@ -114,3 +114,39 @@ def test_programs_assemble() -> None:
     p = probe("t:tcp:tcp_probe (args->sport == 80 && (args->data_len > 0 || !args->mark))")
     code = compile_program(p, 3, ring_fd=5, lost_fd=6, pid=1234)
     assert len(code) % 8 == 0 and len(code) > 30 * 8
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("args->skaddr == 0xffff888153955c80", 0xFFFF888153955C80),
+        ("args->oldstate == 4294967295", 4294967295),
+        ("args->dport == 2147483648", 2147483648),
+        ("args->oldstate == -1", -1),
+        ("args->newstate == TCP_CLOSE", 7),
+        ("args->skaddr == 18446744073709551615", (1 << 64) - 1),
+    ],
+)
+def test_constants_of_64_bits_negative_and_named(text: str, value: int) -> None:
+    p = probe(f"t:sock:inet_sock_set_state ({text})")
+    assert isinstance(p.filter, Compare) and p.filter.right == Const(value)
+    code = compile_program(p, 0, 3, 4, None)  # assembles: every immediate is encoded
+    assert len(code) % 8 == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("t:sock:inet_sock_set_state (args->skaddr == 18446744073709551616)", "does not fit in 64 bits"),
+        ("t:sock:inet_sock_set_state (args->skaddr == -9223372036854775809)", "does not fit in 64 bits"),
+        ("t:sock:inet_sock_set_state (args->newstate == " + "9" * 5000 + ")", "does not fit in 64 bits"),
+        ("t:sock:inet_sock_set_state (args->newstate == TCP_NOPE)", "has no value called 'TCP_NOPE'"),
+        ('t:sock:inet_sock_set_state "%s %x", args->saddr_v6, args->saddr', "%x in .* needs a number"),
+        ('t:sock:inet_sock_set_state "%999999999d", args->sport', "at most 256"),
+        ('t:sock:inet_sock_set_state "%.999999999d", args->sport', "at most 256"),
+        ('t:sock:inet_sock_set_state "%' + "9" * 5000 + 'd", args->sport', "at most 256"),
+    ],
+)
+def test_what_trace_refuses(text: str, error: str) -> None:
+    with pytest.raises(UsageError, match=error):
+        probe(text)

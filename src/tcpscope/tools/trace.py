@@ -43,9 +43,10 @@ Print events of any tracepoint (bcc's trace), e.g.
 
 PROBE is t:CATEGORY:EVENT, then an optional filter in parentheses, evaluated in
 the kernel (args->FIELD compared with numbers: == != < <= > >=, &&, ||, !, and
-args->FIELD & MASK), then an optional "FORMAT" and its arguments (args->FIELD).
-Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and the C length
-modifiers (%llx, %hu, ...). %s prints a field as the kernel's print format
+args->FIELD & MASK; numbers up to 64 bits, or a name the format file defines,
+e.g. args->newstate == TCP_CLOSE), then an optional "FORMAT" and its arguments
+(args->FIELD). Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and
+precision (at most 256) and the C length modifiers (%llx, %hu, ...). %s prints a field as the kernel's print format
 would: a string, an address (IPv4, IPv6, sockaddr), or the symbolic name of a
 value (TCP states, drop reasons). With no format, every field is printed.
 Fields and their layout come from the running kernel (see 'tcpscope tplist -v').
@@ -58,7 +59,9 @@ RING_BYTES = 8 << 20
 
 _CONVERSION = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<prec>\d+))?(?P<len>hh|h|ll|l|z|j|t)?"
                          r"(?P<conv>[diouxXcsp%])")
-_TOKEN = re.compile(r"\s*(?:(args->\w+)|(0x[0-9a-fA-F]+|\d+)|(==|!=|<=|>=|&&|\|\||[<>!&()]))")
+_TOKEN = re.compile(r"\s*(?:(args->\w+)|(-?(?:0x[0-9a-fA-F]+|\d+))|([A-Za-z_]\w*)"
+                    r"|(==|!=|<=|>=|&&|\|\||[<>!&()]))")
+_MAX_WIDTH = 256  # of a conversion's width or precision: a message is a line, not megabytes
 
 
 # --- probes -------------------------------------------------------------------------------------
@@ -119,8 +122,12 @@ def _field(event: EventFormat, name: str, text: str) -> FieldFormat:
     raise UsageError(f"{event.name} has no field {name!r} in {text!r} (its fields: {names})")
 
 
+def _is_number(f: FieldFormat) -> bool:
+    return not f.data_loc and "[" not in f.declaration and f.size in (1, 2, 4, 8)
+
+
 def _scalar(f: FieldFormat, event: EventFormat) -> FieldFormat:
-    if f.data_loc or "[" in f.declaration or f.size not in (1, 2, 4, 8):
+    if not _is_number(f):
         raise UsageError(f"field {f.name!r} of {event.name} is not a number: a filter cannot compare it")
     return f
 
@@ -153,9 +160,11 @@ def parse_filter(text: str, event: EventFormat) -> Node:
         token = take()
         if token.startswith("args->"):
             return Field(_scalar(_field(event, token[6:], text), event))
-        if token[0].isdigit():
-            return Const(int(token, 0))
-        raise UsageError(f"filter {text!r}: expected args->FIELD or a number at {token!r}")
+        if token.lstrip("-")[:1].isdigit():
+            return Const(_constant(token, text))
+        if token[0].isalpha() or token[0] == "_":
+            return Const(_symbol(token, event, text))
+        raise UsageError(f"filter {text!r}: expected args->FIELD, a number or a name at {token!r}")
 
     def primary() -> Node:
         if peek() == "(":
@@ -194,6 +203,28 @@ def parse_filter(text: str, event: EventFormat) -> Node:
     if peek() is not None:
         raise UsageError(f"filter {text!r}: unexpected {peek()!r}")
     return node
+
+
+def _constant(token: str, text: str) -> int:
+    """A decimal or hex constant that fits 64 bits, signed or unsigned."""
+    digits = token.lstrip("-")
+    if len(digits) > 20:  # 0x and 16 hex digits, or 20 decimal ones
+        raise UsageError(f"filter {text!r}: {token} does not fit in 64 bits")
+    value = int(token, 0)
+    if not -(1 << 63) <= value < 1 << 64:
+        raise UsageError(f"filter {text!r}: {token} does not fit in 64 bits")
+    return value
+
+
+def _symbol(name: str, event: EventFormat, text: str) -> int:
+    """A name from the event's format file (its __print_symbolic tables), e.g. TCP_CLOSE."""
+    values = {value for table in event.symbols.values() for value, symbol in table.items()
+              if symbol == name and isinstance(value, int)}
+    if len(values) == 1:
+        return values.pop()
+    known = sorted({s for table in event.symbols.values() for s in table.values()})
+    hint = f"its names: {', '.join(known)}" if known else "its format file defines no names"
+    raise UsageError(f"filter {text!r}: {event.name} has no value called {name!r} ({hint})")
 
 
 def _closing(text: str, start: int) -> int:
@@ -237,6 +268,8 @@ def _python_format(c_format: str, text: str, nargs: int) -> tuple[str, tuple[str
         conv = m["conv"]
         if conv == "%":
             return "%%"
+        if any(len(n) > 3 or int(n) > _MAX_WIDTH for n in (m["width"], m["prec"]) if n):
+            raise UsageError(f"format {c_format!r} in {text!r}: a width or precision is at most {_MAX_WIDTH}")
         conversions.append(conv)
         precision = f".{m['prec']}" if m["prec"] else ""
         target = {"d": "d", "i": "d", "u": "d", "o": "o", "x": "x", "X": "X"}.get(conv, "s")
@@ -284,6 +317,10 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
     elif tail:
         raise UsageError(f"unexpected {tail!r} in {text!r}: a format is a quoted string")
     python, conversions = _python_format(c_format, text, len(args)) if c_format is not None else (None, ())
+    for conv, f in zip(conversions, args):
+        if conv in "diouxX" and not _is_number(f):
+            raise UsageError(f"%{conv} in {text!r} needs a number, and args->{f.name} is not one "
+                             f"({f.declaration}): print it with %s")
     return Probe(text, event, node, python, conversions, args)
 
 

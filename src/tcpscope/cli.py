@@ -26,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line gets one line, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        from ._output import printable  # what the user typed may hold a newline
+
+        sys.stderr.write(f"{self.prog}: {printable(message)} (see '{self.prog} --help')\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -86,10 +88,7 @@ def _main(argv: list[str] | None) -> int:
     from ._tool import run, stdout_writer
     from .tools import TOOLS, tplist, trace
 
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # said by the tool's own parser, which knows its options
-        _tool_parser(parser, args.tool).error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parse_command_line(argv)
     logging.basicConfig(
         format="tcpscope: %(message)s",
         level=logging.DEBUG if args.verbose else logging.ERROR,
@@ -114,6 +113,15 @@ def _main(argv: list[str] | None) -> int:
         print(f"tcpscope {args.tool}: internal error: {exc!r} (run with -v for details, "
               "and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, or one line on stderr and SystemExit(2)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the tool's own parser, which knows its options
+        _tool_parser(parser, args.tool).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _tool_parser(parser: argparse.ArgumentParser, tool: str) -> argparse.ArgumentParser:

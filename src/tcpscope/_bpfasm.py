@@ -7,7 +7,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-__all__ = ["Asm", "R0", "R1", "R2", "R3", "R6", "R7", "R10", "JUMPS", "SIGNED_JUMPS", "HELPER"]
+__all__ = ["Asm", "R0", "R1", "R2", "R3", "R4", "R6", "R7", "R10", "JUMPS", "SIGNED_JUMPS", "HELPER",
+           "USER_STACK"]
 
 R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = range(11)
 
@@ -23,8 +24,10 @@ PSEUDO_MAP_FD = 1
 
 JUMPS = {"==": 0x10, "!=": 0x50, ">": 0x20, ">=": 0x30, "<": 0xA0, "<=": 0xB0, "&": 0x40}
 SIGNED_JUMPS = {"==": 0x10, "!=": 0x50, ">": 0x60, ">=": 0x70, "<": 0xC0, "<=": 0xD0, "&": 0x40}
-HELPER = {"map_lookup_elem": 1, "ktime_get_ns": 5, "get_current_pid_tgid": 14, "get_current_comm": 16,
-          "probe_read_kernel": 113, "ringbuf_reserve": 131, "ringbuf_submit": 132}
+HELPER = {"map_lookup_elem": 1, "ktime_get_ns": 5, "get_smp_processor_id": 8, "get_current_pid_tgid": 14,
+          "get_current_comm": 16, "get_stack": 67, "probe_read_kernel": 113, "probe_read_user_str": 114,
+          "probe_read_kernel_str": 115, "ringbuf_reserve": 131, "ringbuf_submit": 132, "ringbuf_discard": 133}
+USER_STACK = 1 << 8  # BPF_F_USER_STACK
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
@@ -48,6 +51,10 @@ class Asm:
 
     def mov(self, dst: int, src: int) -> None:
         self.emit(_insn(_ALU64 | _MOV | _X, dst, src))
+
+    def mov32(self, dst: int, src: int) -> None:
+        """dst = the low 32 bits of src (the upper ones cleared)."""
+        self.emit(_insn(_ALU | _MOV | _X, dst, src))
 
     def mov_imm(self, dst: int, imm: int) -> None:
         self.emit(_insn(_ALU64 | _MOV | _K, dst, imm=imm))

@@ -74,6 +74,13 @@ OPTIONS: dict[str, Option] = {
         Option(("--min-ms",), "min_ms", "only connects that took at least this many milliseconds",
                {"type": checked(parse_milliseconds), "metavar": "MS"}),
         Option(("--stack",), "stack", "add each event's kernel stack", _FLAG),
+        Option(("-K", "--kernel-stack"), "kernel_stack", "print each event's kernel stack", _FLAG),
+        Option(("-U", "--user-stack"), "user_stack",
+               "print each event's user stack, as far as the kernel can walk it: that needs frame "
+               "pointers in the program (most distributions build without them)", _FLAG),
+        Option(("-C", "--cpu"), "cpu", "add a CPU column (JSON has it always)", _FLAG),
+        Option(("--tid",), "tid", "only events of this thread (bcc's -L, which is the local port here)",
+               {"type": checked(parse_pid), "metavar": "TID"}),
         Option(("--no-owner",), "no_owner",
                "do not follow sockets' owners (PID and COMM stay unknown), which saves the per-connection "
                "cost of following them on connection-heavy hosts", _FLAG),

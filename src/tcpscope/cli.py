@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION,
                            epilog=_epilog(trace.EXAMPLES),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(sub, ["pid", "time", "timestamp", "json", "max_events", "duration", "ring_mb", "verbose"],
+    add_options(sub, ["pid", "tid", "time", "timestamp", "cpu", "json", "kernel_stack", "user_stack",
+                      "max_events", "duration", "ring_mb", "verbose"],
                 {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
                  "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
                  "verbose": "show libbpf's log"})

@@ -113,3 +113,39 @@ def test_64_bit_and_named_constants_in_the_kernel(netns: Netns) -> None:
     netns.run([sys.executable, "-c", connect])
     events, err = trace.stop_json()
     assert [e["message"] for e in events] == ["above 7"] and "lost" not in err
+
+
+OPENER = """
+import sys, threading
+print(threading.get_native_id(), flush=True)
+sys.stdin.readline()
+open(sys.argv[1], "w").close()
+"""
+
+
+def test_string_pointers_stacks_cpu_and_thread(tmp_path) -> None:  # noqa: ANN001
+    path = str(tmp_path / "opened-by-the-test")
+    opener = subprocess.Popen([sys.executable, "-c", OPENER, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert opener.stdin is not None and opener.stdout is not None
+    tid = opener.stdout.readline().strip()
+    trace = Tracer("trace", "-j", "-C", "-K", "-U", "--tid", tid,
+                   't:syscalls:sys_enter_openat "%s %d", args->filename, args->flags')
+    table = Tracer("trace", "-C", "--tid", tid, 't:syscalls:sys_enter_openat "%s", args->filename')
+    opener.stdin.write("\n")
+    opener.stdin.flush()
+    assert opener.wait(timeout=10) == 0
+    events, err = trace.stop_json()
+    text, _, _ = table.stop(settle=0)
+    mine = [e for e in events if e["message"].startswith(path)]
+    assert len(mine) == 1 and "lost" not in err
+    event = mine[0]
+    assert event["tid"] == int(tid) and event["fields"]["filename"] == path
+    assert isinstance(event["cpu"], int) and 0 <= event["cpu"] < 1024
+    # The kernel stack runs from the tracepoint down to the system call's entry.
+    assert any(frame.startswith("do_syscall_64+") for frame in event["kernel_stack"]), event["kernel_stack"]
+    # The user stack starts where the program made the system call: in libc.
+    assert "libc" in event["user_stack"][0], event["user_stack"]
+    header, *lines = text.splitlines()
+    assert header.split()[:3] == ["CPU", "PID", "TID"]
+    assert [line.split()[-1] for line in lines if path in line] == [path]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 from .._kernel import tracepoint_field
 from .._output import Column, Field, Renderer, flatten
+from .._symbols import KernelSymbols
 from .._tracefs import read_format
 from ._common import (
     SOCKET_OPTIONS,
@@ -24,27 +24,6 @@ TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
 def tcp_flags(byte: int) -> str:
     return "|".join(name for bit, name in enumerate(TCP_FLAGS) if byte >> bit & 1)
-
-
-class KernelSymbols:
-    """Kernel addresses to function+offset, from /proc/kallsyms (root sees real addresses)."""
-
-    def __init__(self) -> None:
-        entries = []
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                address, kind, name = line.split()[:3]
-                if kind in "tTwW":
-                    entries.append((int(address, 16), name))
-        entries.sort()
-        self._addresses = [a for a, _ in entries]
-        self._names = [n for _, n in entries]
-
-    def __call__(self, address: int) -> str:
-        i = bisect.bisect_right(self._addresses, address) - 1
-        if i < 0 or not self._addresses[i]:
-            return f"0x{address:x}"
-        return f"{self._names[i]}+0x{address - self._addresses[i]:x}"
 
 
 class Drop(SocketTool):

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .._bpfasm import JUMPS, R0, R1, R2, R3, R6, R7, R10, SIGNED_JUMPS, Asm
+from .._bpfasm import JUMPS, R0, R1, R2, R3, R4, R6, R7, R10, SIGNED_JUMPS, USER_STACK, Asm
 from .._errors import UsageError
 from .._libbpf import libbpf
 from .._object import RawMap, RawTracepointProgram
 from .._output import Writer, printable
 from .._ringbuf import RingBuffer
+from .._symbols import KernelSymbols, user_location
 from .._tool import POLL_SECONDS, StopSignals, require_privileges
 from .._tracefs import EventFormat, FieldFormat, read_format
 
@@ -53,7 +54,11 @@ Fields and their layout come from the running kernel (see 'tcpscope tplist -v').
 PID/TID/COMM are the task on-CPU when the tracepoint fired. This kernel has no
 kprobes: p:, r: and u: probes are not available; use tracepoints."""
 
-HEADER = struct.Struct("<QQ16sI4x")  # time, pid_tgid, comm, probe index (see compile_program)
+# time, pid_tgid, comm, probe index, CPU, bytes of kernel and of user stack (see compile_program)
+HEADER = struct.Struct("<QQ16sIIii")
+STRING_BYTES = 128  # read from a string pointer printed with %s
+STACK_BYTES = 127 * 8  # frames of a stack (-K, -U), as bcc's
+KERNEL_SPACE = 0xFFFF800000000000  # x86-64 and arm64: addresses from here up are the kernel's
 DYNAMIC_BYTES = 256  # copied past the fixed fields, for __data_loc strings
 RING_BYTES = 8 << 20
 
@@ -112,6 +117,17 @@ class Probe:
     format: str | None  # Python %-format, converted from the C one
     conversions: tuple[str, ...]  # the C conversion letter of each argument
     args: tuple[FieldFormat, ...]
+    strings: tuple[FieldFormat, ...] = ()  # pointer fields printed with %s: the strings they point to
+
+    def layout(self, kernel_stack: bool, user_stack: bool) -> tuple[int, list[int], int, int]:
+        """A ring record's size, and where its strings and its kernel and user stacks (0: none) are."""
+        offset = HEADER.size + record_bytes(self.event)
+        strings = [offset + i * STRING_BYTES for i in range(len(self.strings))]
+        offset += len(self.strings) * STRING_BYTES
+        kernel = offset if kernel_stack else 0
+        offset += STACK_BYTES if kernel_stack else 0
+        user = offset if user_stack else 0
+        return offset + (STACK_BYTES if user_stack else 0), strings, kernel, user
 
 
 def _field(event: EventFormat, name: str, text: str) -> FieldFormat:
@@ -120,6 +136,10 @@ def _field(event: EventFormat, name: str, text: str) -> FieldFormat:
             return f
     names = ", ".join(f.name for f in event.fields if not f.common)
     raise UsageError(f"{event.name} has no field {name!r} in {text!r} (its fields: {names})")
+
+
+def _is_char_pointer(f: FieldFormat) -> bool:
+    return f.size == 8 and re.search(r"\bchar\s*\*", f.declaration) is not None
 
 
 def _is_number(f: FieldFormat) -> bool:
@@ -321,7 +341,8 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
         if conv in "diouxX" and not _is_number(f):
             raise UsageError(f"%{conv} in {text!r} needs a number, and args->{f.name} is not one "
                              f"({f.declaration}): print it with %s")
-    return Probe(text, event, node, python, conversions, args)
+    pointed = (f for conv, f in zip(conversions, args) if conv == "s" and _is_char_pointer(f))
+    return Probe(text, event, node, python, conversions, args, tuple(dict.fromkeys(pointed)))
 
 
 # --- the kernel program -------------------------------------------------------------------------
@@ -372,20 +393,28 @@ def _compile(asm: Asm, node: Node, true: str, false: str, labels: list[int]) -> 
         asm.jump(false)
 
 
-def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: int | None) -> bytes:
-    """Filter, then copy the record behind a header (HEADER) into the ring buffer."""
+def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: int | None,
+                    tid: int | None = None, kernel_stack: bool = False, user_stack: bool = False) -> bytes:
+    """Filter, then copy the record behind a header (HEADER) into the ring
+    buffer, with the strings its %s pointers point to and the stacks asked for
+    (see Probe.layout)."""
+    size, strings, kernel, user = probe.layout(kernel_stack, user_stack)
     asm = Asm()
     asm.mov(R6, R1)  # the tracepoint's record
-    if pid:
+    if pid or tid:
         asm.call("get_current_pid_tgid")
-        asm.rsh_imm(R0, 32)
-        asm.jump("out", JUMPS["!="], R0, imm=pid)
+        if pid:
+            asm.mov(R1, R0)
+            asm.rsh_imm(R1, 32)
+            asm.jump("out", JUMPS["!="], R1, imm=pid)
+        if tid:
+            asm.mov32(R0, R0)
+            asm.jump("out", JUMPS["!="], R0, imm=tid)
     if probe.filter is not None:
         _compile(asm, probe.filter, "pass", "out", [0])
     asm.label("pass")
-    size = record_bytes(probe.event)
     asm.ld_map(R1, ring_fd)
-    asm.mov_imm(R2, HEADER.size + size)
+    asm.mov_imm(R2, size)
     asm.mov_imm(R3, 0)
     asm.call("ringbuf_reserve")
     asm.jump("lost", JUMPS["=="], R0, imm=0)
@@ -399,11 +428,36 @@ def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: i
     asm.mov_imm(R2, 16)
     asm.call("get_current_comm")
     asm.store_imm(R7, 32, index)
+    asm.call("get_smp_processor_id")
+    asm.store(R7, 36, R0, size=4)
     asm.mov(R1, R7)
     asm.add_imm(R1, HEADER.size)
-    asm.mov_imm(R2, size)
+    asm.mov_imm(R2, record_bytes(probe.event))
     asm.mov(R3, R6)
     asm.call("probe_read_kernel")
+    for i, (f, offset) in enumerate(zip(probe.strings, strings)):
+        asm.load(R3, R6, f.offset, 8)
+        asm.mov(R1, R7)
+        asm.add_imm(R1, offset)
+        asm.mov_imm(R2, STRING_BYTES)
+        asm.ld_imm64(R4, KERNEL_SPACE)
+        asm.jump(f"kernel{i}", JUMPS[">="], R3, src=R4)
+        asm.call("probe_read_user_str")
+        asm.jump(f"read{i}")
+        asm.label(f"kernel{i}")
+        asm.call("probe_read_kernel_str")
+        asm.label(f"read{i}")
+    for at, offset, flags in ((40, kernel, 0), (44, user, USER_STACK)):
+        if offset:
+            asm.mov(R1, R6)
+            asm.mov(R2, R7)
+            asm.add_imm(R2, offset)
+            asm.mov_imm(R3, STACK_BYTES)
+            asm.mov_imm(R4, flags)
+            asm.call("get_stack")
+            asm.store(R7, at, R0, size=4)
+        else:
+            asm.store_imm(R7, at, 0)
     asm.mov(R1, R7)
     asm.mov_imm(R2, 0)
     asm.call("ringbuf_submit")
@@ -485,12 +539,14 @@ def _argument(conv: str, f: FieldFormat, value: Any, event: EventFormat) -> Any:
     return value
 
 
-def message(probe: Probe, record: bytes) -> str:
+def message(probe: Probe, record: bytes, strings: dict[str, str] | None = None) -> str:
+    """The probe's line for a record; strings: what its %s pointers point to, by field."""
     event = probe.event
     if probe.format is None:
         return " ".join(f"{f.name}={field_text(f, field_value(f, record), event)}"
                         for f in event.fields if not f.common)
-    values = tuple(_argument(conv, f, field_value(f, record), event)
+    values = tuple((strings or {}).get(f.name, "") if conv == "s" and f in probe.strings
+                   else _argument(conv, f, field_value(f, record), event)
                    for conv, f in zip(probe.conversions, probe.args))
     return probe.format % values
 
@@ -500,6 +556,7 @@ def message(probe: Probe, record: bytes) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("probes", nargs="+", metavar="PROBE",
                         help='t:CATEGORY:EVENT [(FILTER)] ["FORMAT", args->FIELD...]')
+
 
 
 def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
@@ -512,7 +569,8 @@ def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
     reader = None
     try:
         for index, probe in enumerate(probes):
-            code = compile_program(probe, index, ring.fd, lost.fd, args.pid)
+            code = compile_program(probe, index, ring.fd, lost.fd, args.pid, args.tid, args.kernel_stack,
+                                   args.user_stack)
             programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
         reader = RingBuffer(ring.fd, ring_bytes)
         with StopSignals() as stop:
@@ -545,10 +603,13 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
     start = time.monotonic_ns()
     print(f"Tracing {len(probes)} tracepoint{'s' if len(probes) > 1 else ''}. Ctrl-C to end.", file=err,
           flush=True)
+    layouts = [p.layout(args.kernel_stack, args.user_stack) for p in probes]
+    kernel_symbols = KernelSymbols() if args.kernel_stack else None
     func_width = max(16, *(len(p.event.name.split(":")[1]) for p in probes))
     if not args.json:
         prefix = "TIME      " if args.timestamp or args.time else ""
-        out.write(f"{prefix}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<{func_width}} -\n")
+        cpu = "CPU " if args.cpu else ""
+        out.write(f"{prefix}{cpu}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<{func_width}} -\n")
     deadline = time.monotonic() + args.duration if args.duration else float("inf")
     printed = 0
     while True:
@@ -558,20 +619,28 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
             reader.wait(min(POLL_SECONDS, remaining))
         lines = []
         for record in reader.drain_raw():
-            ts, pid_tgid, comm, index = HEADER.unpack_from(record)
+            ts, pid_tgid, comm, index, cpu, kernel_bytes, user_bytes = HEADER.unpack_from(record)
             probe = probes[index]
+            _size, string_offsets, kernel_at, user_at = layouts[index]
             body = record[HEADER.size:]
-            text = message(probe, body)
+            strings = {f.name: _c_text(record[at:at + STRING_BYTES])
+                       for f, at in zip(probe.strings, string_offsets)}
+            text = message(probe, body, strings)
+            pid, tid = pid_tgid >> 32, pid_tgid & 0xFFFFFFFF
             name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
-            if not args.json:
-                name = printable(name)
+            stacks = {}
+            if kernel_symbols is not None:
+                stacks["kernel_stack"] = [kernel_symbols(a) for a in _frames(record, kernel_at, kernel_bytes)]
+            if args.user_stack:
+                stacks["user_stack"] = [user_location(pid, a) for a in _frames(record, user_at, user_bytes)]
             event = probe.event.name.split(":")[1]
             if args.json:
                 fields = {f.name: _json_value(f, field_value(f, body), probe.event)
                           for f in probe.event.fields if not f.common}
-                record_json = {"time": round((ts + offset) / 1e9, 6), "pid": pid_tgid >> 32,
-                               "tid": pid_tgid & 0xFFFFFFFF, "comm": name, "probe": probe.event.name,
-                               "fields": fields, "message": text}
+                fields.update(strings)
+                record_json = {"time": round((ts + offset) / 1e9, 6), "cpu": cpu, "pid": pid, "tid": tid,
+                               "comm": name, "probe": probe.event.name, "fields": fields, "message": text,
+                               **stacks}
                 lines.append(json.dumps(record_json) + "\n")
             else:
                 stamp = ""
@@ -579,8 +648,14 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
                     stamp = time.strftime("%H:%M:%S", time.localtime((ts + offset) / 1e9)) + "  "
                 elif args.timestamp:
                     stamp = f"{(ts - start) / 1e9:<9.6f} "
-                lines.append(f"{stamp}{pid_tgid >> 32:<7} {pid_tgid & 0xFFFFFFFF:<7} {name:<15.15} "
-                             f"{event:<{func_width}} {text}\n")
+                if args.cpu:
+                    stamp += f"{cpu:<3} "
+                lines.append(f"{stamp}{pid:<7} {tid:<7} {printable(name):<15.15} "
+                             f"{event:<{func_width}} {printable(text)}\n")
+                for kind, frames in stacks.items():
+                    if kind == "user_stack" and len(frames) < 2:
+                        frames.append("[the user stack ends here: the program may lack frame pointers]")
+                    lines.extend(f"        {frame}\n" for frame in frames)
             printed += 1
             if args.max_events and printed >= args.max_events:
                 last = True
@@ -589,6 +664,16 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
             out.write("".join(lines))
         if last:
             return
+
+
+def _c_text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _frames(record: bytes, at: int, size: int) -> list[int]:
+    """The return addresses of a stack that bpf_get_stack() wrote (size < 0: it failed)."""
+    count = max(0, min(size, STACK_BYTES)) // 8
+    return [a for a in struct.unpack_from(f"<{count}Q", record, at) if a]
 
 
 def _json_value(f: FieldFormat, value: Any, event: EventFormat) -> Any:

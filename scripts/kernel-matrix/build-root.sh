@@ -19,6 +19,7 @@ site=$(echo "$checkout"/.venv/lib/python3*/site-packages)
 [ -d "$site" ] || { echo "build-root.sh: no .venv in $checkout (run scripts/setup.sh --test)" >&2; exit 4; }
 root=$(mktemp -d /tmp/tcpscope-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
+chmod 755 "$root"  # the guest's /: tests run programs as an unprivileged user too
 
 # Copy programs or libraries to the same path in the image, with the shared
 # libraries they link.
@@ -76,6 +77,7 @@ mkdir -p "$root/src/tcpscope" "$root/opt/site-packages"
 tar -C "$checkout" --exclude=.git --exclude=.venv --exclude='__pycache__' --exclude='*.egg-info' \
     -cf - . | tar -C "$root/src/tcpscope" -xf -
 tar -C "$site" --exclude='pip*' --exclude='setuptools*' --exclude='ruff*' --exclude='mypy*' \
+    --exclude='*hypothesis*' \
     --exclude='__pycache__' --exclude='*tcpscope*' --exclude=pkg_resources \
     --exclude='_distutils_hack' --exclude='*.pth' -cf - . | tar -C "$root/opt/site-packages" -xf -
 # tcpscope importable by any python3 in the guest, as an installed package is.

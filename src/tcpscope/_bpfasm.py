@@ -62,6 +62,12 @@ class Asm:
     def add_imm(self, dst: int, imm: int) -> None:
         self.emit(_insn(_ALU64 | _ADD | _K, dst, imm=imm))
 
+    def add(self, dst: int, src: int) -> None:
+        self.emit(_insn(_ALU64 | _ADD | _X, dst, src))
+
+    def and_imm(self, dst: int, imm: int) -> None:
+        self.emit(_insn(_ALU64 | _AND | _K, dst, imm=imm))
+
     def ld_imm64(self, dst: int, value: int, src: int = 0) -> None:
         self.emit(_insn(_LD | _DW | _IMM, dst, src, imm=value & 0xFFFFFFFF),
                   _insn(0, imm=(value >> 32) & 0xFFFFFFFF))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import uuid
 
 from tcpscope._errors import KernelRefused
 from tcpscope._object import RawMap, RawTracepointProgram
@@ -103,12 +105,12 @@ def test_every_tracepoint_compiles_and_a_sample_attaches() -> None:
 
 
 def test_64_bit_and_named_constants_in_the_kernel(netns: Netns) -> None:
-    # Kernel addresses are all above 0xffff000000000000: the first filter passes the
-    # connect's SYN_SENT, the second nothing.
+    # Kernel addresses are all in the upper half (0xff11... with 5-level paging, as qemu's
+    # emulated CPU has): the first filter passes the connect's SYN_SENT, the second nothing.
     scope = "args->dport == 9 && args->newstate == TCP_SYN_SENT"
     event = "t:sock:inet_sock_set_state"
-    trace = Tracer("trace", "-j", f'{event} ({scope} && args->skaddr >= 0xffff000000000000) "above %d", '
-                   "args->oldstate", f'{event} ({scope} && args->skaddr < 0xffff000000000000) "below"')
+    trace = Tracer("trace", "-j", f'{event} ({scope} && args->skaddr >= 0x8000000000000000) "above %d", '
+                   "args->oldstate", f'{event} ({scope} && args->skaddr < 0x8000000000000000) "below"')
     connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
     netns.run([sys.executable, "-c", connect])
     events, err = trace.stop_json()
@@ -149,3 +151,28 @@ def test_string_pointers_stacks_cpu_and_thread(tmp_path) -> None:  # noqa: ANN00
     header, *lines = text.splitlines()
     assert header.split()[:3] == ["CPU", "PID", "TID"]
     assert [line.split()[-1] for line in lines if path in line] == [path]
+
+
+RENAMES = """
+import ctypes, sys
+for name in sys.argv[1:]:
+    ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME
+"""
+
+
+def test_strings_compared_in_the_kernel(tmp_path) -> None:  # noqa: ANN001
+    tag = uuid.uuid4().hex[:6]
+    program = tmp_path / f"true-{tag}"
+    shutil.copy("/usr/bin/true", program)
+    # A char array (task_rename's newcomm) and a __data_loc string (sched_process_exec's filename).
+    trace = Tracer("trace", "-j",
+                   f't:task:task_rename (args->newcomm == "t-{tag}") "renamed %s", args->oldcomm',
+                   f't:sched:sched_process_exec (args->filename == "{program}") "ran %s", args->filename')
+    names = [f"a-{tag}", f"t-{tag}", f"t-{tag}x", f"t-{tag}"]
+    subprocess.run([sys.executable, "-c", RENAMES, *names], check=True)
+    for path in (str(program), "/usr/bin/true", str(program)):
+        subprocess.run([path], check=True)
+    events, err = trace.stop_json()
+    assert sorted(e["message"] for e in events) == [
+        f"ran {program}", f"ran {program}", f"renamed a-{tag}", f"renamed t-{tag}x"], events
+    assert "lost" not in err

@@ -58,14 +58,15 @@ kprobes: p:, r: and u: probes are not available; use tracepoints."""
 HEADER = struct.Struct("<QQ16sIIii")
 STRING_BYTES = 128  # read from a string pointer printed with %s
 STACK_BYTES = 127 * 8  # frames of a stack (-K, -U), as bcc's
-KERNEL_SPACE = 0xFFFF800000000000  # x86-64 and arm64: addresses from here up are the kernel's
+KERNEL_SPACE = 1 << 63  # x86-64 and arm64: the upper half is the kernel's (with 4- or 5-level paging)
 DYNAMIC_BYTES = 256  # copied past the fixed fields, for __data_loc strings
 RING_BYTES = 8 << 20
 
 _CONVERSION = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<prec>\d+))?(?P<len>hh|h|ll|l|z|j|t)?"
                          r"(?P<conv>[diouxXcsp%])")
-_TOKEN = re.compile(r"\s*(?:(args->\w+)|(-?(?:0x[0-9a-fA-F]+|\d+))|([A-Za-z_]\w*)"
+_TOKEN = re.compile(r"\s*(?:(args->\w+)|(-?(?:0x[0-9a-fA-F]+|\d+))|([A-Za-z_]\w*)|(\"(?:[^\"\\]|\\.)*\")"
                     r"|(==|!=|<=|>=|&&|\|\||[<>!&()]))")
+MAX_STRING = 256  # bytes of a string a filter compares (with its NUL), unrolled in the program
 _MAX_WIDTH = 256  # of a conversion's width or precision: a message is a line, not megabytes
 
 
@@ -82,6 +83,15 @@ class Const:
 
 
 Term = Field | Const
+
+
+@dataclass(frozen=True)
+class StringCompare:
+    """A char array or __data_loc string field == (or !=) a string."""
+
+    field: FieldFormat
+    equal: bool
+    value: bytes  # with its NUL
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ class Any_:
     nodes: tuple[Node, ...]
 
 
-Node = Compare | Not | All | Any_
+Node = Compare | StringCompare | Not | All | Any_
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,13 @@ def _field(event: EventFormat, name: str, text: str) -> FieldFormat:
             return f
     names = ", ".join(f.name for f in event.fields if not f.common)
     raise UsageError(f"{event.name} has no field {name!r} in {text!r} (its fields: {names})")
+
+
+def _is_string(f: FieldFormat) -> bool:
+    """A char array or a __data_loc string: compared with a "string"."""
+    if f.data_loc:
+        return "char" in f.declaration
+    return re.match(r"(const\s+)?(unsigned\s+)?char\s+\w+\[", f.declaration) is not None
 
 
 def _is_char_pointer(f: FieldFormat) -> bool:
@@ -176,6 +193,18 @@ def parse_filter(text: str, event: EventFormat) -> Node:
         at += 1
         return token
 
+    def string_compare(name: str) -> StringCompare:
+        f = _field(event, name, text)
+        op = take()
+        value = take()
+        if op not in ("==", "!=") or not value.startswith('"'):
+            raise UsageError(f"filter {text!r}: args->{name} is a string: compare it with == or != and "
+                             'a "string"')
+        raw = _c_string(value, 0)[0].encode() + b"\0"
+        if len(raw) > MAX_STRING:
+            raise UsageError(f"filter {text!r}: a string compared is at most {MAX_STRING - 1} bytes")
+        return StringCompare(f, op == "==", raw)
+
     def term() -> Term:
         token = take()
         if token.startswith("args->"):
@@ -192,6 +221,10 @@ def parse_filter(text: str, event: EventFormat) -> Node:
             node = disjunction()
             take(")")
             return node
+        token = peek() or ""
+        if token.startswith("args->") and _is_string(_field(event, token[6:], text)):
+            take()
+            return string_compare(token[6:])
         left = term()
         op = peek()
         if op in ("==", "!=", "<", "<=", ">", ">=", "&"):
@@ -352,9 +385,25 @@ def record_bytes(event: EventFormat) -> int:
     return fixed + (DYNAMIC_BYTES if any(f.data_loc for f in event.fields) else 0)
 
 
-def _load_term(asm: Asm, reg: int, term: Term) -> None:
+@dataclass
+class _Record:
+    """Where a filter reads the record: the tracepoint's own (R6, the
+    context), or its copy in the ring buffer (R7 past the header), which a
+    __data_loc string needs: a variable offset into the context is refused."""
+
+    base: int
+    offset: int
+    size: int  # bytes of the record there
+    labels: int = 0
+
+    def fresh(self) -> str:
+        self.labels += 1
+        return f"L{self.labels}"
+
+
+def _load_term(asm: Asm, reg: int, term: Term, record: _Record) -> None:
     if isinstance(term, Field):
-        asm.load(reg, R6, term.field.offset, term.field.size, term.field.signed)
+        asm.load(reg, record.base, record.offset + term.field.offset, term.field.size, term.field.signed)
     else:
         asm.ld_imm64(reg, term.value)
 
@@ -362,35 +411,65 @@ def _load_term(asm: Asm, reg: int, term: Term) -> None:
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<=", "&": "&"}
 
 
-def _compile(asm: Asm, node: Node, true: str, false: str, labels: list[int]) -> None:
-    def fresh() -> str:
-        labels[0] += 1
-        return f"L{labels[0]}"
-
+def _compile(asm: Asm, node: Node, true: str, false: str, record: _Record) -> None:
     if isinstance(node, Not):
-        _compile(asm, node.node, false, true, labels)
+        _compile(asm, node.node, false, true, record)
     elif isinstance(node, (All, Any_)):
         for item in node.nodes[:-1]:
-            nxt = fresh()
+            nxt = record.fresh()
             if isinstance(node, All):
-                _compile(asm, item, nxt, false, labels)
+                _compile(asm, item, nxt, false, record)
             else:
-                _compile(asm, item, true, nxt, labels)
+                _compile(asm, item, true, nxt, record)
             asm.label(nxt)
-        _compile(asm, node.nodes[-1], true, false, labels)
+        _compile(asm, node.nodes[-1], true, false, record)
+    elif isinstance(node, StringCompare):
+        _compile_string(asm, node, true if node.equal else false, false if node.equal else true, record)
     else:
         left, op, right = node.left, node.op, node.right
         if isinstance(left, Const):
             left, right, op = right, left, _MIRROR[op]
         signed = any(isinstance(t, Field) and t.field.signed for t in (left, right))
         jumps = SIGNED_JUMPS if signed else JUMPS
-        _load_term(asm, R1, left)
+        _load_term(asm, R1, left, record)
         if isinstance(right, Const) and -(1 << 31) <= right.value < (1 << 31):
             asm.jump(true, jumps[op], R1, imm=right.value)
         else:
-            _load_term(asm, R2, right)
+            _load_term(asm, R2, right, record)
             asm.jump(true, jumps[op], R1, src=R2)
         asm.jump(false)
+
+
+def _compile_string(asm: Asm, node: StringCompare, same: str, differs: str, record: _Record) -> None:
+    """Byte by byte, the terminating NUL included (a char array the string fills has none)."""
+    f, value = node.field, node.value
+    if f.data_loc:
+        asm.load(R2, record.base, record.offset + f.offset, 4)
+        asm.and_imm(R2, 0xFFFF)  # where the string starts in the record; its length is above
+        asm.jump(differs, JUMPS[">"], R2, imm=record.size - len(value))
+        asm.mov(R3, record.base)
+        asm.add(R3, R2)
+        at, base = record.offset, R3
+    else:
+        if len(value) - 1 > f.size:
+            asm.jump(differs)
+            return
+        value = value[:f.size]
+        at, base = record.offset + f.offset, record.base
+    for i, byte in enumerate(value):
+        asm.load(R1, base, at + i, 1)
+        asm.jump(differs, JUMPS["!="], R1, imm=byte)
+    asm.jump(same)
+
+
+def _reads_the_copy(node: Node | None) -> bool:
+    if isinstance(node, StringCompare):
+        return node.field.data_loc
+    if isinstance(node, Not):
+        return _reads_the_copy(node.node)
+    if isinstance(node, (All, Any_)):
+        return any(_reads_the_copy(n) for n in node.nodes)
+    return False
 
 
 def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: int | None,
@@ -410,8 +489,9 @@ def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: i
         if tid:
             asm.mov32(R0, R0)
             asm.jump("out", JUMPS["!="], R0, imm=tid)
-    if probe.filter is not None:
-        _compile(asm, probe.filter, "pass", "out", [0])
+    on_copy = _reads_the_copy(probe.filter)
+    if probe.filter is not None and not on_copy:
+        _compile(asm, probe.filter, "pass", "out", _Record(R6, 0, record_bytes(probe.event)))
     asm.label("pass")
     asm.ld_map(R1, ring_fd)
     asm.mov_imm(R2, size)
@@ -435,6 +515,14 @@ def compile_program(probe: Probe, index: int, ring_fd: int, lost_fd: int, pid: i
     asm.mov_imm(R2, record_bytes(probe.event))
     asm.mov(R3, R6)
     asm.call("probe_read_kernel")
+    if probe.filter is not None and on_copy:  # then the events it does not pass are given back
+        _compile(asm, probe.filter, "copied", "discard", _Record(R7, HEADER.size, record_bytes(probe.event)))
+        asm.label("discard")
+        asm.mov(R1, R7)
+        asm.mov_imm(R2, 0)
+        asm.call("ringbuf_discard")
+        asm.jump("out")
+        asm.label("copied")
     for i, (f, offset) in enumerate(zip(probe.strings, strings)):
         asm.load(R3, R6, f.offset, 8)
         asm.mov(R1, R7)

@@ -45,11 +45,13 @@ Print events of any tracepoint (bcc's trace), e.g.
 PROBE is t:CATEGORY:EVENT, then an optional filter in parentheses, evaluated in
 the kernel (args->FIELD compared with numbers: == != < <= > >=, &&, ||, !, and
 args->FIELD & MASK; numbers up to 64 bits, or a name the format file defines,
-e.g. args->newstate == TCP_CLOSE), then an optional "FORMAT" and its arguments
-(args->FIELD). Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and
+e.g. args->newstate == TCP_CLOSE; a string field == or != "a string"), then an
+optional "FORMAT" and its arguments (args->FIELD). Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and
 precision (at most 256) and the C length modifiers (%llx, %hu, ...). %s prints
 a field as the kernel's print format would: a string, an address (IPv4, IPv6,
-sockaddr), or the symbolic name of a value (TCP states, drop reasons). With no format, every field is printed.
+sockaddr), the symbolic name of a value (TCP states, drop reasons), or the
+string a char * field points to (t:syscalls:sys_enter_openat "%s",
+args->filename). With no format, every field is printed.
 Fields and their layout come from the running kernel (see 'tcpscope tplist -v').
 PID/TID/COMM are the task on-CPU when the tracepoint fired. This kernel has no
 kprobes: p:, r: and u: probes are not available; use tracepoints."""

@@ -46,8 +46,9 @@ PROBE is t:CATEGORY:EVENT, then an optional filter in parentheses, evaluated in
 the kernel (args->FIELD compared with numbers: == != < <= > >=, &&, ||, !, and
 args->FIELD & MASK; numbers up to 64 bits, or a name the format file defines,
 e.g. args->newstate == TCP_CLOSE; a string field == or != "a string"), then an
-optional "FORMAT" and its arguments (args->FIELD). Conversions: %d %i %u %x %X %o %c %s %p, with flags, width and
-precision (at most 256) and the C length modifiers (%llx, %hu, ...). %s prints
+optional "FORMAT" and its arguments (args->FIELD). Conversions: %d %i %u %x %X
+%o %c %s %p, with flags, width and precision (at most 256) and the C length
+modifiers (%llx, %hu, ...). %s prints
 a field as the kernel's print format would: a string, an address (IPv4, IPv6,
 sockaddr), the symbolic name of a value (TCP states, drop reasons), or the
 string a char * field points to (t:syscalls:sys_enter_openat "%s",

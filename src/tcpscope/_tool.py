@@ -77,6 +77,13 @@ class Tool:
                                 f"but the {self.name} tool reads {self.record_fields}")
 
     @property
+    def wide(self) -> bool:
+        """Wide columns: asked for (-w), or needed: CSV, and -6 (an IPv6 address does not
+        fit the 15 characters of an IPv4 one; with both families, -w makes room)."""
+        a = self.args
+        return bool(getattr(a, "wide", False) or getattr(a, "csv", False) or getattr(a, "ipv6", False))
+
+    @property
     def ring_bytes(self) -> int:
         mb = getattr(self.args, "ring_mb", None)
         return mb << 20 if mb else RING_BYTES

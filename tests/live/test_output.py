@@ -80,3 +80,25 @@ def test_ring_size_is_the_users() -> None:
     finally:
         default.stop(settle=0)
         larger.stop(settle=0)
+
+
+LONG_V6 = "fd00:1234:5678:9abc:def0:1234:5678:9abc"
+PAIR_V6 = f"""
+import socket
+srv = socket.socket(socket.AF_INET6); srv.bind(("{LONG_V6}", 0)); srv.listen()
+for _ in range(2):
+    c = socket.create_connection(srv.getsockname()[:2]); s, _ = srv.accept()
+    c.close(); s.close()
+"""
+
+
+def test_ipv6_addresses_fit_their_columns_with_6(netns: Netns) -> None:
+    netns.run(["ip", "-6", "addr", "add", f"{LONG_V6}/128", "dev", "lo", "nodad"])
+    table = Tracer("life", "-6", "-N", netns.path)
+    netns.run([sys.executable, "-c", PAIR_V6])
+    text, _, rc = table.stop()
+    header, *rows = text.splitlines()
+    assert rc == 0 and len(rows) == 4 and all(LONG_V6 in row for row in rows)
+    for column in ("LPORT", "RADDR", "RPORT"):  # every row's value starts under its header
+        at = header.index(column)
+        assert all(row[at - 1] == " " and row[at] != " " for row in rows), text

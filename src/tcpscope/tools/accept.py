@@ -59,7 +59,7 @@ Needs Linux 6.2 or newer."""
     fields = flatten(cells)
 
     def columns(self) -> list[Column]:
-        wide = self.args.wide or self.args.csv
+        wide = self.wide
         width = 39 if wide else 16
         columns = [
             *process_ip_columns(wide),

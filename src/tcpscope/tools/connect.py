@@ -72,7 +72,7 @@ counts at exit; --min-ms shows only connects that took at least that long."""
         return values
 
     def columns(self) -> list[Column]:
-        wide = self.args.wide or self.args.csv
+        wide = self.wide
         width = 39 if wide else 16
         columns = [*process_ip_columns(wide), Column("SADDR", "laddr", width)]
         if wide:

@@ -70,10 +70,10 @@ show -)."""
         return {**super().constants(), "with_stack": int(bool(self.args.stack))}
 
     def columns(self) -> list[Column]:
-        width = 46 if self.args.wide else 21
+        width = 46 if self.wide else 21
         columns = [
             Column("PID", "pid", 7),
-            Column("COMM", "comm", 16 if self.args.wide else 10, truncate=True),
+            Column("COMM", "comm", 16 if self.wide else 10, truncate=True),
             Column("SADDR:SPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column(">", "", 1, table_only=True),
             Column("DADDR:DPORT", "raddr", width, text=endpoint, more=("rport",)),

@@ -60,7 +60,7 @@ exit."""
     fields = flatten(cells)
 
     def columns(self) -> list[Column]:
-        wide = self.args.wide or self.args.csv
+        wide = self.wide
         kb = 6 if wide else 5
         return owner_columns(wide) + address_columns(wide) + [
             Column("TX_KB", "tx_bytes", kb, right=True, text=_kb, csv_header="TX_BYTES"),

@@ -66,10 +66,10 @@ tcpscope says so at start."""
         if self.args.csv:
             return (owner_columns(True) + address_columns(True)
                     + [Column("DIR", "direction"), Column("STATE", "state"), Column("REASON", "reason")])
-        width = 46 if self.args.wide else 21
+        width = 46 if self.wide else 21
         return [
             Column("PID", "pid", 7),
-            Column("COMM", "comm", 16 if self.args.wide else 10, truncate=True),
+            Column("COMM", "comm", 16 if self.wide else 10, truncate=True),
             Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column("DIR", "direction", 3, text=lambda d: ">" if d == "sent" else "<"),
             Column("RADDR:RPORT", "raddr", width, text=endpoint, more=("rport",)),

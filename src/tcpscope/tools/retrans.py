@@ -74,7 +74,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         if self.args.csv:
             return (owner_columns(True) + address_columns(True)
                     + [Column("TYPE", "type"), Column("STATE", "state")] + sequence)
-        width = 46 if self.args.wide else 20
+        width = 46 if self.wide else 20
         return [
             Column("PID", "pid", 7),
             Column("IP", "family", 2),

@@ -56,7 +56,7 @@ LPORT shows 0, as the kernel reports it."""
     fields = flatten(cells)
 
     def columns(self) -> list[Column]:
-        wide = self.args.wide or self.args.csv
+        wide = self.wide
         skaddr = Column("SKADDR", "skaddr", 16, text=_hex, csv_text=_hex)
         return [skaddr] + owner_columns(wide) + address_columns(wide) + [
             Column("OLDSTATE", "oldstate", 11),

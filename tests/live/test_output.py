@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,37 @@ def test_ipv6_addresses_fit_their_columns_with_6(netns: Netns) -> None:
     for column in ("LPORT", "RADDR", "RPORT"):  # every row's value starts under its header
         at = header.index(column)
         assert all(row[at - 1] == " " and row[at] != " " for row in rows), text
+
+
+@pytest.mark.parametrize("moment", ["importing", "loading"])
+def test_ctrl_c_while_starting_is_quiet(moment: str) -> None:
+    # While Python imports the tools (-X importtime says which module is done), or while
+    # the kernel programs load (libbpf is mapped): before 'Tracing', quiet, exit status 0.
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "tcpscope", "life"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    if moment == "importing":
+        while "tcpscope._kernel" not in proc.stderr.readline():
+            assert proc.poll() is None
+    else:
+        deadline = time.monotonic() + 30
+        while "libbpf.so" not in Path(f"/proc/{proc.pid}/maps").read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.001)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    said = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 0 and said == [], err
+
+
+def test_trace_columns_fit_long_tracepoint_names(netns: Netns) -> None:
+    # tcp_retransmit_synack is 21 characters: FUNC is as wide as the longest probe's name.
+    trace = Tracer("trace", 't:sock:inet_sock_set_state (args->dport == 9) "%d", args->newstate',
+                   "t:tcp:tcp_retransmit_synack")
+    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
+    netns.run([sys.executable, "-c", connect])
+    text, _, rc = trace.stop()
+    header, *rows = text.splitlines()
+    assert rc == 0 and len(rows) == 2
+    at = header.index(" -") + 1
+    assert [row[at:] for row in rows] == ["2", "7"], text

@@ -11,7 +11,7 @@ import pytest
 
 from tcpscope._btf import Layout
 from tcpscope._errors import UsageError
-from tcpscope._net import Addresses, Names, parse_netns, parse_ports, port_bitmap
+from tcpscope._net import Addresses, Names, parse_milliseconds, parse_netns, parse_ports, port_bitmap
 from tcpscope._output import Column, CsvRenderer, Field, Group, JsonRenderer, Renderer, TableRenderer
 from tcpscope._ringbuf import RingBuffer
 
@@ -152,3 +152,10 @@ def test_ring_reader_batches_skips_discarded_and_stops_at_busy() -> None:
     assert ring.drain(FOUR) == [(b"eeee",), (b"ffff",), (b"gggg",)]
     ring.put(b"hhhhhhhh"[:4])
     assert ring.drain(FOUR) == [(b"hhhh",)]
+
+
+def test_milliseconds_from_zero() -> None:
+    assert parse_milliseconds("0") == 0.0 and parse_milliseconds("2.5") == 2.5
+    for bad in ("-1", "nan", "inf", "1e13", "abc", ""):
+        with pytest.raises(UsageError, match="is not a number of milliseconds"):
+            parse_milliseconds(bad)

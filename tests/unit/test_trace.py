@@ -143,6 +143,7 @@ def test_constants_of_64_bits_negative_and_named(text: str, value: int) -> None:
         ("t:sock:inet_sock_set_state (args->newstate == TCP_NOPE)", "has no value called 'TCP_NOPE'"),
         ('t:sock:inet_sock_set_state "%s %x", args->saddr_v6, args->saddr', "%x in .* needs a number"),
         ('t:sock:inet_sock_set_state "%999999999d", args->sport', "at most 256"),
+        ("t:tcp:tcp_*", "'tcp:tcp_\\*' in 't:tcp:tcp_\\*' is a pattern: a probe names one tracepoint"),
         ('t:sock:inet_sock_set_state "%.999999999d", args->sport', "at most 256"),
         ('t:sock:inet_sock_set_state "%' + "9" * 5000 + 'd", args->sport', "at most 256"),
     ],

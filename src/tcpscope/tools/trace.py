@@ -346,6 +346,11 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
     if head and head[1] in ("p", "r", "u", "k", "kprobe", "kretprobe", "uprobe", "uretprobe"):
         raise UsageError(f"{text!r}: this kernel has no kprobes or uprobes (and tcpscope uses none); "
                          "use a tracepoint, t:CATEGORY:EVENT ('tcpscope tplist' lists them)")
+    name = re.match(r"\s*t:([^\s(\"]*)", text)
+    if name and any(c in name[1] for c in "*?["):
+        raise UsageError(f"{name[1]!r} in {text!r} is a pattern: a probe names one tracepoint "
+                         f"(t:CATEGORY:EVENT); 'tcpscope tplist {name[1]!r}' lists those it matches, and "
+                         "trace takes several probes")
     m = re.match(r"\s*t:([\w-]+):([\w-]+)", text)
     if not m:
         raise UsageError(f"{text!r} is not a probe: write t:CATEGORY:EVENT, e.g. t:sock:inet_sock_set_state")
@@ -720,8 +725,9 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
             pid, tid = pid_tgid >> 32, pid_tgid & 0xFFFFFFFF
             name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
             stacks = {}
-            if kernel_symbols is not None:
-                stacks["kernel_stack"] = [kernel_symbols(a) for a in _frames(record, kernel_at, kernel_bytes)]
+            if kernel_symbols is not None:  # (on syscalls:*, 6.1 and 6.12 walk the user registers)
+                stacks["kernel_stack"] = [kernel_symbols(a) for a in _frames(record, kernel_at, kernel_bytes)
+                                          if a >= KERNEL_SPACE]
             if args.user_stack:
                 stacks["user_stack"] = [user_location(pid, a) for a in _frames(record, user_at, user_bytes)]
             event = probe.event.name.split(":")[1]
@@ -745,7 +751,9 @@ def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuf
                              f"{event:<{func_width}} {printable(text)}\n")
                 for kind, frames in stacks.items():
                     if kind == "user_stack" and len(frames) < 2:
-                        frames.append("[the user stack ends here: the program may lack frame pointers]")
+                        frames = [*frames, "[the user stack ends here: the program may lack frame pointers]"]
+                    elif not frames:
+                        frames = ["[no kernel stack]"]
                     lines.extend(f"        {frame}\n" for frame in frames)
             printed += 1
             if args.max_events and printed >= args.max_events:

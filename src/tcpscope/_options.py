@@ -52,7 +52,7 @@ OPTIONS: dict[str, Option] = {
                _FLAG),
         Option(("-w", "--wide"), "wide", "wide columns: IP version, full addresses and command names", _FLAG),
         Option(("-s", "--csv"), "csv", "comma-separated values, exact numbers (bytes, not KB)", _FLAG),
-        Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in the README)", _FLAG),
+        Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in docs/TOOL.md)", _FLAG),
         Option(("-p", "--pid"), "pid", "only sockets owned by this process ID",
                {"type": checked(parse_pid), "metavar": "PID"}),
         Option(("-L", "--localport"), "localport", "only these local ports, e.g. 80,443",

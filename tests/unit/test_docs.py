@@ -1,32 +1,49 @@
-"""The README documents every option and every JSON key the code has."""
+"""The docs document every option, every JSON key and every exit status the
+code has, and the README's links lead to pages that exist."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tcpscope._errors import EXIT_ENVIRONMENT, EXIT_INTERNAL, EXIT_KERNEL, EXIT_PERMISSION, EXIT_USAGE
+from tcpscope._errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERNAL,
+    EXIT_KERNEL,
+    EXIT_OUTPUT,
+    EXIT_PERMISSION,
+    EXIT_USAGE,
+)
 from tcpscope._options import OPTIONS
 from tcpscope.tools import TOOLS
 
-README = (Path(__file__).parent.parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent.parent
+README = (ROOT / "README.md").read_text()
+OPTIONS_PAGE = (ROOT / "docs" / "options.md").read_text()
 
 
 @pytest.mark.parametrize("name", OPTIONS)
 def test_every_option_is_documented(name: str) -> None:
     for flag in OPTIONS[name].flags:
-        assert f"`{flag}" in README
+        assert f"`{flag}" in OPTIONS_PAGE
 
 
 @pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
 def test_every_json_key_is_documented(tool: type) -> None:
-    sections = [part for part in README.split("\n## ") if part.startswith("tcpscope ")]
-    section = next(part for part in sections if tool.name in part.split("\n")[0].split())
+    page = "connect" if tool.name == "connlat" else tool.name
+    section = (ROOT / "docs" / f"{page}.md").read_text()
     for field in tool.fields:
         assert f"`{field.name}`" in section, field.name
 
 
 def test_exit_codes_are_documented() -> None:
-    for code in (EXIT_INTERNAL, EXIT_USAGE, EXIT_PERMISSION, EXIT_ENVIRONMENT, EXIT_KERNEL):
-        assert f"\n| {code} | " in README
+    for code in (EXIT_INTERNAL, EXIT_USAGE, EXIT_PERMISSION, EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_OUTPUT):
+        assert f"\n| {code} | " in OPTIONS_PAGE
+
+
+def test_links_lead_somewhere() -> None:
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), (page.name, target)

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from ._btf import Btf, Layout, read_elf
-from ._errors import EnvironmentProblem, KernelRefused
+from ._errors import EnvironmentProblem, KernelRefused, TcpscopeError
 from ._kernel import KERNEL_BTF
 from ._libbpf import libbpf
 from ._ringbuf import RingBuffer
@@ -39,6 +39,19 @@ class ObjectSpec:
         self.attach_points = sorted(
             s for s in elf.sections if s.startswith(("tp_btf/", "tracepoint/", "raw_tp/"))
         )
+        # The names that Python uses to leave programs out and to size maps: checked
+        # against these, so that a rename in bpf/ cannot go unnoticed.
+        self.programs = frozenset(name for name, (section, _offset, size) in elf.symbols.items()
+                                  if section in self.attach_points and size)
+        self.maps = frozenset(self.btf.datasec_vars(".maps"))
+
+    def check_names(self, programs: tuple[str, ...] = (), maps: tuple[str, ...] = ()) -> None:
+        """Raise for a program or map name this object does not have: a bug in tcpscope."""
+        for kind, names, known in (("program", programs, self.programs), ("map", maps, self.maps)):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise TcpscopeError(f"{self.name}.bpf.o has no {kind} {', '.join(unknown)} "
+                                    f"(it has {', '.join(sorted(known))})")
 
     def variables(self, section: str) -> dict[str, tuple[int, int]]:
         """Globals of a data section (named by BTF): name -> (offset, size)."""
@@ -143,6 +156,7 @@ class BpfObject:
             ctypes.memmove(ptr + offset, data, len(data))
 
     def resize(self, map_name: str, max_entries: int) -> None:
+        self.spec.check_names(maps=(map_name,))
         self._lib.check(
             self._lib.bpf_map__set_max_entries(self._map(map_name), max_entries),
             f"sizing map {map_name}",
@@ -150,6 +164,7 @@ class BpfObject:
 
     def skip(self, program_names: tuple[str, ...]) -> None:
         """Do not load (nor attach) these programs of the object."""
+        self.spec.check_names(programs=program_names)
         prog = None
         while prog := self._lib.bpf_object__next_program(self._obj, prog):
             if self._lib.bpf_program__name(prog).decode() in program_names:

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tcpscope._btf import Btf, read_elf
+from tcpscope._errors import TcpscopeError
 from tcpscope._object import ObjectSpec
 from tcpscope.tools import TOOLS
 
@@ -79,3 +80,14 @@ def test_not_btf_or_elf() -> None:
         Btf(b"\x00" * 32)
     with pytest.raises(ValueError):
         read_elf(b"not an object")
+
+
+def test_the_names_python_uses_are_the_objects() -> None:
+    """Programs left out and maps resized by name: each tool's names exist in its object,
+    and an unknown one is an error, never silently ignored."""
+    for tool in TOOLS.values():
+        spec = ObjectSpec(tool.object_name)
+        spec.check_names(programs=tool.skip_programs + tool.owner_programs,
+                         maps=(*tool.unused_maps, "events", "spill", "socks", "listener_owners"))
+    with pytest.raises(TcpscopeError, match="life.bpf.o has no program life_nope"):
+        ObjectSpec("life").check_names(programs=("life_nope",))

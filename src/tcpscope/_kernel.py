@@ -14,7 +14,8 @@ from functools import cache
 from ._errors import EnvironmentProblem
 from ._tracefs import read_format
 
-__all__ = ["Requirement", "kfunc", "tracepoint_field", "require", "missing", "release", "KERNEL_BTF"]
+__all__ = ["Requirement", "kfunc", "tracepoint_field", "require", "missing", "release", "require_btf",
+           "KERNEL_BTF"]
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _BTF_KIND_FUNC = 12
@@ -36,16 +37,18 @@ def release() -> str:
     return os.uname().release
 
 
+def require_btf() -> None:
+    if not os.path.exists(KERNEL_BTF):
+        raise EnvironmentProblem(
+            f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF")
+
+
 @cache
 def _kernel_btf() -> tuple[bytes, bytes]:
     """The kernel BTF's type and string sections."""
-    try:
-        with open(KERNEL_BTF, "rb") as f:
-            raw = f.read()
-    except OSError:
-        raise EnvironmentProblem(
-            f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF"
-        ) from None
+    require_btf()
+    with open(KERNEL_BTF, "rb") as f:
+        raw = f.read()
     hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
     types = raw[hdr_len + type_off:hdr_len + type_off + type_len]
     return types, raw[hdr_len + str_off:hdr_len + str_off + str_len]

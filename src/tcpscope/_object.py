@@ -17,7 +17,7 @@ from typing import Any
 
 from ._btf import Btf, Layout, read_elf
 from ._errors import EnvironmentProblem, KernelRefused, TcpscopeError
-from ._kernel import KERNEL_BTF
+from ._kernel import require_btf
 from ._libbpf import libbpf
 from ._ringbuf import RingBuffer
 from ._tracefs import find_event
@@ -118,10 +118,7 @@ class BpfObject:
                     f"this kernel has no tracepoint {event!r} (needed by {self.spec.name}); "
                     "'tcpscope tplist' lists the ones it has"
                 )
-        if not os.path.exists(KERNEL_BTF):
-            raise EnvironmentProblem(
-                f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF"
-            )
+        require_btf()
 
     def _maps(self) -> dict[str, int]:
         maps, m = {}, None

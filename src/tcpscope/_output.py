@@ -332,9 +332,6 @@ class Writer:
             raise OutputFailed(f"cannot write the output: {exc.strerror}") from None
         return len(text)
 
-    def flush(self) -> None:
-        """Nothing is buffered."""
-
     def reader_gone(self) -> bool:
         """Whether the output is a pipe whose reader closed it (noticed
         without writing, for tools that have nothing to print yet)."""

@@ -23,6 +23,9 @@ import pytest
 from tests.conftest import missing
 
 WORKLOAD = str(Path(__file__).with_name("workload.py"))
+# A connect() to a port nothing listens on: CLOSE -> SYN_SENT -> CLOSE, refused.
+CONNECT_TO_CLOSED_PORT = ("import socket\ntry: socket.create_connection(('127.0.0.1', 9))\n"
+                          "except OSError: pass")
 PYTHON_COMM = os.path.basename(sys.executable)[:15]  # the workloads' command name
 # The running kernel's version, as the tests' own oracle of what it has (the
 # tools probe BTF and tracefs instead: the two must agree).

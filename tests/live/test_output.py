@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcpscope._errors import EXIT_OUTPUT
-from tests.live.conftest import Netns, Server, Tracer, run_client
+from tests.live.conftest import CONNECT_TO_CLOSED_PORT, Netns, Server, Tracer, run_client
 
 TOOL = [sys.executable, "-m", "tcpscope"]
 
@@ -130,8 +130,7 @@ def test_trace_columns_fit_long_tracepoint_names(netns: Netns) -> None:
     # tcp_retransmit_synack is 21 characters: FUNC is as wide as the longest probe's name.
     trace = Tracer("trace", 't:sock:inet_sock_set_state (args->dport == 9) "%d", args->newstate',
                    "t:tcp:tcp_retransmit_synack")
-    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
-    netns.run([sys.executable, "-c", connect])
+    netns.run([sys.executable, "-c", CONNECT_TO_CLOSED_PORT])
     text, _, rc = trace.stop()
     header, *rows = text.splitlines()
     assert rc == 0 and len(rows) == 2

@@ -11,7 +11,7 @@ from tcpscope._errors import KernelRefused
 from tcpscope._object import RawMap, RawTracepointProgram
 from tcpscope._tracefs import list_events, read_format
 from tcpscope.tools.trace import compile_program, message, parse_probe, record_bytes
-from tests.live.conftest import Netns, Server, Tracer, run_client
+from tests.live.conftest import CONNECT_TO_CLOSED_PORT, Netns, Server, Tracer, run_client
 
 
 def test_seed_example_matches_states(netns: Netns) -> None:
@@ -67,8 +67,7 @@ def test_max_events_and_json(netns: Netns) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     assert proc.stderr.readline().startswith("Tracing 1 tracepoint")
-    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
-    probe = netns.popen([sys.executable, "-c", connect])
+    probe = netns.popen([sys.executable, "-c", CONNECT_TO_CLOSED_PORT])
     probe.wait(timeout=10)
     out, _ = proc.communicate(timeout=10)
     events = [json.loads(line) for line in out.splitlines()]
@@ -110,8 +109,7 @@ def test_64_bit_and_named_constants_in_the_kernel(netns: Netns) -> None:
     event = "t:sock:inet_sock_set_state"
     trace = Tracer("trace", "-j", f'{event} ({scope} && args->skaddr >= 0x8000000000000000) "above %d", '
                    "args->oldstate", f'{event} ({scope} && args->skaddr < 0x8000000000000000) "below"')
-    connect = "import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass"
-    netns.run([sys.executable, "-c", connect])
+    netns.run([sys.executable, "-c", CONNECT_TO_CLOSED_PORT])
     events, err = trace.stop_json()
     assert [e["message"] for e in events] == ["above 7"] and "lost" not in err
 

@@ -8,7 +8,7 @@ import sys
 from typing import NoReturn
 
 from . import __version__
-from ._errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
+from .errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
 
 # The tools are imported in main(), where a Ctrl-C that comes while they load
 # (the first 50 ms) ends the program quietly instead of with a traceback.
@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line gets one line, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        from ._output import printable  # what the user typed may hold a newline
+        from .output import printable  # what the user typed may hold a newline
 
         sys.stderr.write(f"{self.prog}: {printable(message)} (see '{self.prog} --help')\n")
         sys.exit(EXIT_USAGE)
@@ -37,7 +37,7 @@ def _epilog(examples: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._options import add_options
+    from .options import add_options
     from .tools import TOOLS, tplist, trace
 
     parser = _Parser(
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from ._tool import run, stdout_writer
+    from .tool import run, stdout_writer
     from .tools import TOOLS, tplist, trace
 
     args = parse_command_line(argv)

@@ -7,7 +7,7 @@ import io
 import re
 import sys
 
-from tcpscope._tracefs import read_format
+from tcpscope.ebpf.tracefs import read_format
 from tests.live.conftest import KERNEL, Netns, Tracer
 
 CONNECTS = """

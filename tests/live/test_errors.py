@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import tcpscope
-from tcpscope._errors import EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_PERMISSION, EnvironmentProblem
-from tcpscope._object import BpfObject, ObjectSpec
+from tcpscope.ebpf.object import BpfObject
+from tcpscope.errors import EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_PERMISSION, EnvironmentProblem
+from tcpscope.tool import object_spec
 
 TOOL = [sys.executable, "-m", "tcpscope"]
 NO_BPF = Path(__file__).with_name("no_bpf_syscall.py")
@@ -64,7 +65,7 @@ def test_tracefs_not_mountable() -> None:
 
 
 def test_missing_tracepoint_is_named() -> None:
-    spec = ObjectSpec("life")
+    spec = object_spec("life")
     spec.attach_points = ["tp_btf/no_such_tracepoint"]
     with pytest.raises(EnvironmentProblem, match="no tracepoint 'no_such_tracepoint'"):
         BpfObject(spec)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope._errors import EXIT_OUTPUT
+from tcpscope.errors import EXIT_OUTPUT
 from tests.live.conftest import CONNECT_TO_CLOSED_PORT, Netns, Server, Tracer, run_client
 
 TOOL = [sys.executable, "-m", "tcpscope"]
@@ -113,7 +113,7 @@ def test_ctrl_c_while_starting_is_quiet(moment: str) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     if moment == "importing":
-        while "tcpscope._kernel" not in proc.stderr.readline():
+        while "tcpscope.ebpf.kernel" not in proc.stderr.readline():
             assert proc.poll() is None
     else:
         deadline = time.monotonic() + 30

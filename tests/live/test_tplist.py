@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tcpscope._tracefs import tracefs_root
+from tcpscope.ebpf.tracefs import tracefs_root
 
 
 def tplist(*args: str) -> str:

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import uuid
 
-from tcpscope._errors import KernelRefused
-from tcpscope._object import RawMap, RawTracepointProgram
-from tcpscope._tracefs import list_events, read_format
+from tcpscope.ebpf.object import RawMap, RawTracepointProgram
+from tcpscope.ebpf.tracefs import list_events, read_format
+from tcpscope.errors import KernelRefused
 from tcpscope.tools.trace import compile_program, message, parse_probe, record_bytes
 from tests.live.conftest import CONNECT_TO_CLOSED_PORT, Netns, Server, Tracer, run_client
 

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from tcpscope._btf import Btf, read_elf
-from tcpscope._errors import TcpscopeError
-from tcpscope._object import ObjectSpec
+from tcpscope.ebpf.btf import Btf, read_elf
+from tcpscope.errors import TcpscopeError
+from tcpscope.tool import object_spec
 from tcpscope.tools import TOOLS
 
 OBJECTS = sorted({t.object_name for t in TOOLS.values()})
@@ -30,7 +30,7 @@ def bpftool_struct(path: str, name: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
 def test_event_layout_matches_bpftool(tool: type) -> None:
-    spec = ObjectSpec(tool.object_name)
+    spec = object_spec(tool.object_name)
     layout = spec.layout(tool.record)
     assert layout.offsets == bpftool_struct(spec.path, tool.record)
     assert layout.codec.size == layout.size
@@ -38,7 +38,7 @@ def test_event_layout_matches_bpftool(tool: type) -> None:
 
 @pytest.mark.parametrize("name", OBJECTS)
 def test_constants_and_counters_are_found(name: str) -> None:
-    spec = ObjectSpec(name)
+    spec = object_spec(name)
     rodata = spec.variables(".rodata")
     assert rodata["filter_lports"][1] == rodata["filter_rports"][1] == 8192
     assert rodata["filter_pid"][1] == 4 and rodata["wakeup_bytes"][1] == 8
@@ -52,7 +52,7 @@ def test_constants_and_counters_are_found(name: str) -> None:
 
 @pytest.mark.parametrize("name", OBJECTS)
 def test_enums_and_attach_points(name: str) -> None:
-    spec = ObjectSpec(name)
+    spec = object_spec(name)
     assert spec.btf.enum("tcp_state")["TCP_ESTABLISHED"] == 1
     assert spec.btf.enum("tcp_state")["TCP_NEW_SYN_RECV"] == 12
     assert set(spec.btf.enum("owner_kind")) == {"OWNER_UNKNOWN", "OWNER_TASK", "OWNER_LISTENER"}
@@ -67,7 +67,7 @@ def test_enums_and_attach_points(name: str) -> None:
 
 
 def test_rodata_encoding_is_checked() -> None:
-    spec = ObjectSpec("life")
+    spec = object_spec("life")
     assert spec.rodata({"filter_pid": 7})["filter_pid"] == b"\x07\x00\x00\x00"
     with pytest.raises(KeyError):
         spec.rodata({"no_such_constant": 1})
@@ -86,8 +86,8 @@ def test_the_names_python_uses_are_the_objects() -> None:
     """Programs left out and maps resized by name: each tool's names exist in its object,
     and an unknown one is an error, never silently ignored."""
     for tool in TOOLS.values():
-        spec = ObjectSpec(tool.object_name)
+        spec = object_spec(tool.object_name)
         spec.check_names(programs=tool.skip_programs + tool.owner_programs,
                          maps=(*tool.unused_maps, "events", "spill", "socks", "listener_owners"))
     with pytest.raises(TcpscopeError, match="life.bpf.o has no program life_nope"):
-        ObjectSpec("life").check_names(programs=("life_nope",))
+        object_spec("life").check_names(programs=("life_nope",))

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tcpscope._object import ObjectSpec
-from tcpscope._options import OPTIONS
+from tcpscope.options import OPTIONS
+from tcpscope.tool import object_spec
 from tcpscope.tools import TOOLS
 
 
@@ -73,7 +73,7 @@ def test_help_lists_every_option_and_the_limits(tool: type) -> None:
     examples = proc.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert len(examples) >= 3 and all(e.startswith(f"  tcpscope {tool.name}") for e in examples)
     # It names the tracepoint it is about.
-    events = [point.split("/")[1] for point in ObjectSpec(tool.object_name).attach_points]
+    events = [point.split("/")[1] for point in object_spec(tool.object_name).attach_points]
     assert any(f":{event}" in proc.stdout for event in events)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope._errors import (
+from tcpscope.errors import (
     EXIT_ENVIRONMENT,
     EXIT_INTERNAL,
     EXIT_KERNEL,
@@ -16,7 +16,7 @@ from tcpscope._errors import (
     EXIT_PERMISSION,
     EXIT_USAGE,
 )
-from tcpscope._options import OPTIONS
+from tcpscope.options import OPTIONS
 from tcpscope.tools import TOOLS
 
 ROOT = Path(__file__).parent.parent.parent

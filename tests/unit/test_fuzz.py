@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from tcpscope._errors import UsageError
-from tcpscope._object import ObjectSpec
 from tcpscope.cli import parse_command_line
+from tcpscope.errors import UsageError
+from tcpscope.tool import object_spec
 from tcpscope.tools import TOOLS
 from tcpscope.tools.trace import compile_program, message, parse_probe, record_bytes
 from tests.unit.test_trace import formats
@@ -53,7 +53,7 @@ def check_command_line(tool: str, rest: list[str]) -> None:
         assert code == 0 or said.count("\n") == 1, said
         return
     if tool in TOOLS:  # what it would hand the kernel encodes: no value too large for its slot
-        spec = ObjectSpec(TOOLS[tool].object_name)
+        spec = object_spec(TOOLS[tool].object_name)
         spec.rodata(TOOLS[tool](args, spec, 0, 0).constants())
 
 

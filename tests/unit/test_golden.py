@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tcpscope._object import ObjectSpec
 from tcpscope.cli import build_parser
+from tcpscope.tool import object_spec
 from tcpscope.tools import TOOLS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -40,7 +40,7 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def records(tool: str) -> tuple[Any, list[Any]]:
     cls = TOOLS[tool]
-    spec = ObjectSpec(cls.object_name)
+    spec = object_spec(cls.object_name)
     layout = spec.layout(cls.record)
     raw = (FIXTURES / f"{cls.object_name}.records").read_bytes()
     assert len(raw) % layout.size == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope._libbpf import libbpf
+from tcpscope.ebpf.libbpf import libbpf
 
 
 def test_a_long_message_is_logged_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

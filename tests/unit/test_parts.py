@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tcpscope._btf import Layout
-from tcpscope._errors import UsageError
-from tcpscope._net import Addresses, Names, parse_milliseconds, parse_netns, parse_ports, port_bitmap
-from tcpscope._output import Column, CsvRenderer, Field, Group, JsonRenderer, Renderer, TableRenderer
-from tcpscope._ringbuf import RingBuffer
+from tcpscope.ebpf.btf import Layout
+from tcpscope.ebpf.ringbuf import RingBuffer
+from tcpscope.errors import UsageError
+from tcpscope.net import Addresses, Names, parse_milliseconds, parse_netns, parse_ports, port_bitmap
+from tcpscope.output import Column, CsvRenderer, Field, Group, JsonRenderer, Renderer, TableRenderer
 
 
 def test_ports() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope._errors import UsageError
-from tcpscope._tracefs import EventFormat, parse_format
+from tcpscope.ebpf.tracefs import EventFormat, parse_format
+from tcpscope.errors import UsageError
 from tcpscope.tools.trace import All, Any_, Compare, Const, Field, Not, compile_program, message, parse_probe
 
 FORMATS = Path(__file__).parent.parent / "fixtures" / "formats"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpscope._tracefs import EventFormat, parse_format
+from tcpscope.ebpf.tracefs import EventFormat, parse_format
 from tcpscope.tools.tplist import as_json, render
 
 FORMATS = Path(__file__).parent.parent / "fixtures" / "formats"

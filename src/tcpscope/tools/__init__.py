@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._tool import Tool
+from ..tool import Tool
 from .accept import Accept
 from .connect import Connect, Connlat
 from .drop import Drop

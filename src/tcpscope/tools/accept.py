@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._kernel import kfunc
-from .._output import Column, Field, Renderer, flatten
-from ._common import SOCKET_OPTIONS, SocketTool, identity_cells, port_fields, process_ip_columns
+from ..ebpf.kernel import kfunc
+from ..output import Column, Field, Renderer, flatten
+from .common import SOCKET_OPTIONS, SocketTool, identity_cells, port_fields, process_ip_columns
 
 __all__ = ["Accept"]
 

@@ -7,11 +7,11 @@ import errno
 import json
 from typing import Any
 
-from .._net import parse_milliseconds
-from .._object import BpfObject
-from .._options import checked
-from .._output import Column, Field, Renderer, flatten
-from ._common import (
+from ..ebpf.object import BpfObject
+from ..net import parse_milliseconds
+from ..options import checked
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     identity_cells,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._kernel import tracepoint_field
-from .._output import Column, Field, Renderer, flatten
-from .._symbols import KernelSymbols
-from .._tracefs import read_format
-from ._common import (
+from ..ebpf.kernel import tracepoint_field
+from ..ebpf.symbols import KernelSymbols
+from ..ebpf.tracefs import read_format
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     endpoint,

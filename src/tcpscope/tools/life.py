@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._output import Column, Field, Renderer, flatten
-from ._common import (
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,

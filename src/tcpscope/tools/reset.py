@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._kernel import tracepoint_field
-from .._output import Column, Field, Renderer, flatten
-from .._tracefs import read_format
-from ._common import (
+from ..ebpf.kernel import tracepoint_field
+from ..ebpf.tracefs import read_format
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .._kernel import tracepoint_field
-from .._object import BpfObject
-from .._output import Column, Field, Renderer, flatten
-from ._common import (
+from ..ebpf.kernel import tracepoint_field
+from ..ebpf.object import BpfObject
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .._object import BpfObject
-from .._output import Column, Field, Renderer, flatten
-from ._common import (
+from ..ebpf.object import BpfObject
+from ..output import Column, Field, Renderer, flatten
+from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,

@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import IO
 
-from .._errors import EnvironmentProblem, PermissionProblem
-from .._output import Writer
-from .._tracefs import EventFormat, list_events, read_format
+from ..ebpf.tracefs import EventFormat, list_events, read_format
+from ..errors import EnvironmentProblem, PermissionProblem
+from ..output import Writer
 
 __all__ = ["SUMMARY", "DESCRIPTION", "add_arguments", "run", "render"]
 

@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .._bpfasm import JUMPS, R0, R1, R2, R3, R4, R6, R7, R10, SIGNED_JUMPS, USER_STACK, Asm
-from .._errors import UsageError
-from .._libbpf import libbpf
-from .._object import RawMap, RawTracepointProgram
-from .._output import Writer, printable
-from .._ringbuf import RingBuffer
-from .._symbols import KernelSymbols, user_location
-from .._tool import POLL_SECONDS, StopSignals, require_privileges
-from .._tracefs import EventFormat, FieldFormat, read_format
+from ..ebpf.asm import JUMPS, R0, R1, R2, R3, R4, R6, R7, R10, SIGNED_JUMPS, USER_STACK, Asm
+from ..ebpf.libbpf import libbpf
+from ..ebpf.object import RawMap, RawTracepointProgram
+from ..ebpf.ringbuf import RingBuffer
+from ..ebpf.symbols import KernelSymbols, user_location
+from ..ebpf.tracefs import EventFormat, FieldFormat, read_format
+from ..errors import UsageError
+from ..output import Writer, printable
+from ..tool import POLL_SECONDS, StopSignals, require_privileges
 
 __all__ = ["SUMMARY", "DESCRIPTION", "Probe", "parse_probe", "parse_filter", "compile_program", "run"]
 

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ._errors import EnvironmentProblem, PermissionProblem
+from ..errors import EnvironmentProblem, PermissionProblem
 
 __all__ = ["tracefs_root", "event_dir", "find_event", "list_events", "read_format", "parse_format",
            "EventFormat", "FieldFormat", "CANDIDATES"]

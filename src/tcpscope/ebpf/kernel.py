@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from ._errors import EnvironmentProblem
-from ._tracefs import read_format
+from ..errors import EnvironmentProblem
+from .tracefs import read_format
 
 __all__ = ["Requirement", "kfunc", "tracepoint_field", "require", "missing", "release", "require_btf",
            "KERNEL_BTF"]

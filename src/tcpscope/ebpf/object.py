@@ -12,24 +12,23 @@ import fcntl
 import os
 import platform
 import struct
-from importlib import resources
 from typing import Any
 
-from ._btf import Btf, Layout, read_elf
-from ._errors import EnvironmentProblem, KernelRefused, TcpscopeError
-from ._kernel import require_btf
-from ._libbpf import libbpf
-from ._ringbuf import RingBuffer
-from ._tracefs import find_event
+from ..errors import EnvironmentProblem, KernelRefused, TcpscopeError
+from .btf import Btf, Layout, read_elf
+from .kernel import require_btf
+from .libbpf import libbpf
+from .ringbuf import RingBuffer
+from .tracefs import find_event
 
 __all__ = ["ObjectSpec", "BpfObject", "RawMap", "RawTracepointProgram"]
 
 class ObjectSpec:
-    """A committed kernel object (src/tcpscope/bpf/NAME.bpf.o) and its BTF."""
+    """A compiled kernel object (NAME.bpf.o) and its BTF."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.path = str(resources.files("tcpscope") / "bpf" / f"{name}.bpf.o")
+    def __init__(self, path: str) -> None:
+        self.name = os.path.basename(path).removesuffix(".bpf.o")
+        self.path = path
         with open(self.path, "rb") as f:
             elf = read_elf(f.read())
         self.btf = Btf(elf.sections[".BTF"])

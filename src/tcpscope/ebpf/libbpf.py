@@ -15,7 +15,7 @@ import platform
 from collections import deque
 from typing import Any
 
-from ._errors import EnvironmentProblem, KernelRefused
+from ..errors import EnvironmentProblem, KernelRefused
 
 __all__ = ["Libbpf", "libbpf", "MIN_VERSION"]
 

@@ -14,7 +14,7 @@ import select
 import struct
 from typing import Any
 
-from ._btf import Layout
+from .btf import Layout
 
 __all__ = ["RingBuffer"]
 

@@ -8,13 +8,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from importlib import resources
 from typing import IO, Any, ClassVar
 
-from ._errors import PermissionProblem, TcpscopeError
-from ._kernel import Requirement, release, require
-from ._net import AF_INET, AF_INET6, port_bitmap
-from ._object import BpfObject, ObjectSpec
-from ._output import (
+from .ebpf.kernel import Requirement, release, require
+from .ebpf.object import BpfObject, ObjectSpec
+from .errors import PermissionProblem, TcpscopeError
+from .net import AF_INET, AF_INET6, port_bitmap
+from .output import (
     Cell,
     Column,
     CsvRenderer,
@@ -139,6 +140,11 @@ class Tool:
         return TableRenderer(columns, self.cells, self.decoders())
 
 
+def object_spec(name: str) -> ObjectSpec:
+    """The tools' kernel object NAME (src/tcpscope/bpf/NAME.bpf.o, built from bpf/NAME.bpf.c)."""
+    return ObjectSpec(str(resources.files("tcpscope") / "bpf" / f"{name}.bpf.o"))
+
+
 def require_privileges() -> None:
     """Root, or the capabilities that loading tracing programs needs."""
     caps = 0
@@ -188,7 +194,7 @@ def run(tool_cls: type[Tool], args: argparse.Namespace, out: Writer | None = Non
         if not requirement.present():
             print(f"tcpscope {tool_cls.name}: note: {lost} on this kernel ({release()}): that needs "
                   f"{requirement}", file=err)
-    spec = ObjectSpec(tool_cls.object_name)
+    spec = object_spec(tool_cls.object_name)
     with BpfObject(spec) as obj, StopSignals() as stop:
         tool = tool_cls(args, spec, time.monotonic_ns())
         obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})

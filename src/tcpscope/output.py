@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import OutputFailed
+from .errors import OutputFailed
 
 __all__ = ["Writer", "printable", "Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer",
            "CsvRenderer", "JsonRenderer", "flatten", "time_columns"]

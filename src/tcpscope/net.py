@@ -7,7 +7,7 @@ import glob
 import os
 import socket
 
-from ._errors import UsageError
+from .errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
            "parse_milliseconds", "parse_ring_mb",

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import UsageError
-from ._net import (
+from .errors import UsageError
+from .net import (
     parse_count,
     parse_milliseconds,
     parse_netns,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._net import AF_INET6, Addresses, Names
-from .._object import ObjectSpec
-from .._output import Cell, Column, Field, Group, Renderer
-from .._tool import Tool
+from ..ebpf.object import ObjectSpec
+from ..net import AF_INET6, Addresses, Names
+from ..output import Cell, Column, Field, Group, Renderer
+from ..tool import Tool
 
 __all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders", "owner_fields",
            "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns",

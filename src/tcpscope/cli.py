@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from typing import NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
 
+if TYPE_CHECKING:
+    from .output import Writer
+    from .tool import Tool
+
 # The tools are imported in main(), where a Ctrl-C that comes while they load
 # (the first 50 ms) ends the program quietly instead of with a traceback.
 
-__all__ = ["main"]
+__all__ = ["main", "run", "build_parser", "parse_command_line"]
 
 EPILOG = """\
 exit status: 0 done, 2 bad usage, 3 not root, 4 something missing on this
@@ -38,7 +43,7 @@ def _epilog(examples: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .options import add_options
-    from .tools import TOOLS, tplist, trace
+    from .tools import TOOLS
 
     parser = _Parser(
         prog="tcpscope",
@@ -57,24 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=_epilog(tool.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        add_options(sub, tool.options)
-        if hasattr(tool, "add_arguments"):
-            tool.add_arguments(sub)
-    sub = tools.add_parser("tplist", help=tplist.SUMMARY, description=tplist.DESCRIPTION,
-                           epilog=_epilog(tplist.EXAMPLES),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(sub, ["verbose", "json"], {"verbose": "show fields (-vv: offsets, sizes, symbolic values)",
-                                           "json": "JSON lines, one object per tracepoint, with its fields"})
-    tplist.add_arguments(sub)
-    sub = tools.add_parser("trace", help=trace.SUMMARY, description=trace.DESCRIPTION,
-                           epilog=_epilog(trace.EXAMPLES),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(sub, ["pid", "tid", "time", "timestamp", "cpu", "json", "kernel_stack", "user_stack",
-                      "max_events", "duration", "ring_mb", "verbose"],
-                {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
-                 "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
-                 "verbose": "show libbpf's log"})
-    trace.add_arguments(sub)
+        add_options(sub, tool.options, tool.arguments, tool.option_help)
     return parser
 
 
@@ -86,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from .tool import run, stdout_writer
-    from .tools import TOOLS, tplist, trace
+    from .options import make_config
+    from .tools import TOOLS
 
     args = parse_command_line(argv)
     logging.basicConfig(
@@ -98,12 +86,7 @@ def _main(argv: list[str] | None) -> int:
     if args.verbose < 2:
         logging.getLogger("tcpscope.libbpf").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
-        out = stdout_writer()
-        if args.tool == "tplist":
-            return tplist.run(args, out, sys.stderr)
-        if args.tool == "trace":
-            return trace.run(args, out, sys.stderr)
-        return run(TOOLS[args.tool], args, out)
+        return run(TOOLS[args.tool](make_config(vars(args))), stdout_writer(), sys.stderr)
     except BrokenPipeError:
         return 0  # the reader went away (e.g. '| head')
     except TcpscopeError as exc:
@@ -114,6 +97,63 @@ def _main(argv: list[str] | None) -> int:
         print(f"tcpscope {args.tool}: internal error: {exc!r} (run with -v for details, "
               "and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def run(tool: Tool, out: Writer, err: IO[str]) -> int:
+    """Start the tool and write its events (or, counting, its counts) until
+    Ctrl-C, SIGTERM, SIGHUP, -d, -M, the end of a listing or the reader going
+    away; then say what was lost."""
+    from .tracer import Tracer
+
+    tracer = Tracer(tool)
+    with tracer, StopSignals() as stop:
+        for note in tracer.notes:
+            print(note, file=err)
+        if tool.tracing:
+            print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
+        try:
+            render = tool.renderer()
+            if not tool.counting:
+                out.write(render.header() or "")
+            line = render.line
+            stopped = lambda: stop.requested or out.reader_gone()  # noqa: E731
+            for rows in tracer.rows(render, tool.config.duration, stop=stopped):
+                out.write("".join(map(line, rows)))
+            if tool.counting:
+                render = tool.renderer(counts=True)
+                out.write((render.header() or "") + "".join(map(render.line, tracer.count_rows())))
+        except BrokenPipeError:
+            pass  # the reader went away (e.g. '| head'): stop quietly, like other tools
+    for warning in tracer.warnings:
+        print(warning, file=err)
+    return 0
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP (the terminal went away) end the loop
+    cleanly, with the summary, instead of killing the process."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def stdout_writer() -> Writer:
+    from .output import Writer
+
+    return Writer(sys.stdout.fileno() if sys.stdout is not None else None)
 
 
 def parse_command_line(argv: list[str] | None) -> argparse.Namespace:

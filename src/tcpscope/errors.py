@@ -16,8 +16,8 @@ __all__ = [
     "EXIT_OUTPUT",
     "TcpscopeError",
     "UsageError",
-    "PermissionProblem",
-    "EnvironmentProblem",
+    "NotPermitted",
+    "MissingFeature",
     "KernelRefused",
     "OutputFailed",
 ]
@@ -38,20 +38,31 @@ class TcpscopeError(Exception):
 
 
 class UsageError(TcpscopeError):
+    """A bad option, value or combination."""
+
     exit_code = EXIT_USAGE
 
 
-class PermissionProblem(TcpscopeError):
+class NotPermitted(TcpscopeError, PermissionError):
+    """Not root, and without the capabilities tracing needs."""
+
     exit_code = EXIT_PERMISSION
 
 
-class EnvironmentProblem(TcpscopeError):
+class MissingFeature(TcpscopeError):
+    """Something this host or its kernel lacks: libbpf, tracefs, BTF, a
+    tracepoint, a kernel feature the tool needs (the message names it)."""
+
     exit_code = EXIT_ENVIRONMENT
 
 
 class KernelRefused(TcpscopeError):
+    """The kernel refused a BPF map, program or attachment."""
+
     exit_code = EXIT_KERNEL
 
 
 class OutputFailed(TcpscopeError):
+    """The output cannot be written."""
+
     exit_code = EXIT_OUTPUT

@@ -1,12 +1,15 @@
-"""The one option registry: a flag means the same thing in every tool."""
+"""The one option registry: a flag means the same thing in every tool, and a
+library keyword is checked by the same parser as the flag it stands for."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from .config import Config
 from .errors import UsageError
 from .net import (
     parse_count,
@@ -18,15 +21,42 @@ from .net import (
     parse_seconds,
 )
 
-__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options", "checked"]
+__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options", "checked", "make_config", "library_values"]
 
 
 @dataclass(frozen=True)
 class Option:
+    """A command-line option (flags) or argument (no flags), and the Config
+    field it sets (dest), which is also its keyword in the library."""
+
     flags: tuple[str, ...]
     dest: str
     help: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    parse: Callable[[str], Any] | None = None  # the value's parser; None: a flag
+    metavar: str | None = None
+    const: Any = True  # what the flag sets
+    nargs: str | None = None  # an argument's: "?", "*" or "+"
+    output: bool = False  # how the command line shows events: not a library keyword
+
+    @property
+    def name(self) -> str:
+        """The registry's name: the long flag's (--no-owner: no_owner), else dest."""
+        return self.flags[-1].lstrip("-").replace("-", "_") if self.flags else self.dest
+
+    def add_to(self, parser: Any, help: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"help": help or self.help}
+        if self.parse is not None:
+            kwargs.update(type=checked(self.parse), metavar=self.metavar)
+        elif self.dest == "verbose":
+            kwargs.update(action="count", default=0)
+        elif self.dest not in ("probes", "patterns"):
+            kwargs.update(action="store_const", const=self.const)
+        if self.nargs:
+            kwargs.update(nargs=self.nargs, metavar=self.metavar)
+        if self.flags:
+            parser.add_argument(*self.flags, dest=self.dest, **kwargs)
+        else:
+            parser.add_argument(self.dest, **kwargs)
 
 
 def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -42,57 +72,50 @@ def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-_FLAG = {"action": "store_true"}
-
 OPTIONS: dict[str, Option] = {
-    o.dest: o
+    o.name: o
     for o in (
-        Option(("-T", "--time"), "time", "add a TIME column (wall clock, HH:MM:SS)", _FLAG),
+        Option(("-T", "--time"), "time", "add a TIME column (wall clock, HH:MM:SS)", output=True),
         Option(("-t", "--timestamp"), "timestamp", "add a TIME(s) column (seconds since tracing began)",
-               _FLAG),
-        Option(("-w", "--wide"), "wide", "wide columns: IP version, full addresses and command names", _FLAG),
-        Option(("-s", "--csv"), "csv", "comma-separated values, exact numbers (bytes, not KB)", _FLAG),
-        Option(("-j", "--json"), "json", "JSON lines, one object per event (keys in docs/TOOL.md)", _FLAG),
-        Option(("-p", "--pid"), "pid", "only sockets owned by this process ID",
-               {"type": checked(parse_pid), "metavar": "PID"}),
-        Option(("-L", "--localport"), "localport", "only these local ports, e.g. 80,443",
-               {"type": checked(parse_ports), "metavar": "PORTS"}),
-        Option(("-D", "--remoteport"), "remoteport", "only these remote ports, e.g. 80,443",
-               {"type": checked(parse_ports), "metavar": "PORTS"}),
-        Option(("-4", "--ipv4"), "ipv4", "IPv4 only", _FLAG),
-        Option(("-6", "--ipv6"), "ipv6", "IPv6 only", _FLAG),
+               output=True),
+        Option(("-w", "--wide"), "wide", "wide columns: IP version, full addresses and command names",
+               output=True),
+        Option(("-s", "--csv"), "format", "comma-separated values, exact numbers (bytes, not KB)",
+               const="csv", output=True),
+        Option(("-j", "--json"), "format", "JSON lines, one object per event (keys in docs/TOOL.md)",
+               const="json", output=True),
+        Option(("-p", "--pid"), "pid", "only sockets owned by this process ID", parse_pid, "PID"),
+        Option(("-L", "--localport"), "local_ports", "only these local ports, e.g. 80,443", parse_ports,
+               "PORTS"),
+        Option(("-D", "--remoteport"), "remote_ports", "only these remote ports, e.g. 80,443", parse_ports,
+               "PORTS"),
+        Option(("-4", "--ipv4"), "family", "IPv4 only", const=4),
+        Option(("-6", "--ipv6"), "family", "IPv6 only", const=6),
         Option(("-N", "--netns"), "netns",
                "only sockets in this network namespace: an inode number or a file such as "
-               "/var/run/netns/NAME or /proc/PID/ns/net",
-               {"type": checked(parse_netns), "metavar": "NETNS"}),
-        Option(("-d", "--duration"), "duration", "stop after SECONDS",
-               {"type": checked(parse_seconds), "metavar": "SECONDS"}),
-        Option(("-S", "--sequence"), "sequence", "add a SEQ column: the segment's first sequence number",
-               _FLAG),
-        Option(("-c", "--count"), "count", "count per flow in the kernel instead; print the counts at exit",
-               _FLAG),
+               "/var/run/netns/NAME or /proc/PID/ns/net", parse_netns, "NETNS"),
+        Option(("-d", "--duration"), "duration", "stop after SECONDS", parse_seconds, "SECONDS"),
+        Option(("-S", "--sequence"), "sequence", "add a SEQ column: the segment's first sequence number"),
+        Option(("-c", "--count"), "count", "count per flow in the kernel instead; print the counts at exit"),
         Option(("--min-ms",), "min_ms", "only connects that took at least this many milliseconds",
-               {"type": checked(parse_milliseconds), "metavar": "MS"}),
-        Option(("--stack",), "stack", "add each event's kernel stack", _FLAG),
-        Option(("-K", "--kernel-stack"), "kernel_stack", "print each event's kernel stack", _FLAG),
+               parse_milliseconds, "MS"),
+        Option(("--stack",), "stack", "add each event's kernel stack"),
+        Option(("-K", "--kernel-stack"), "kernel_stack", "print each event's kernel stack"),
         Option(("-U", "--user-stack"), "user_stack",
                "print each event's user stack, as far as the kernel can walk it: that needs frame "
-               "pointers in the program (most distributions build without them)", _FLAG),
-        Option(("-C", "--cpu"), "cpu", "add a CPU column (JSON has it always)", _FLAG),
+               "pointers in the program (most distributions build without them)"),
+        Option(("-C", "--cpu"), "cpu", "add a CPU column (JSON has it always)", output=True),
         Option(("--tid",), "tid", "only events of this thread (bcc's -L, which is the local port here)",
-               {"type": checked(parse_pid), "metavar": "TID"}),
-        Option(("--no-owner",), "no_owner",
+               parse_pid, "TID"),
+        Option(("--no-owner",), "owners",
                "do not follow sockets' owners (PID and COMM stay unknown), which saves the per-connection "
-               "cost of following them on connection-heavy hosts", _FLAG),
-        Option(("-M", "--max-events"), "max_events", "stop after N events",
-               {"type": checked(parse_count), "metavar": "N"}),
+               "cost of following them on connection-heavy hosts", const=False),
+        Option(("-M", "--max-events"), "max_events", "stop after N events", parse_count, "N"),
         Option(("--ring-mb",), "ring_mb",
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
-               "reader cannot keep up with, which are otherwise lost (and counted)",
-               {"type": checked(parse_ring_mb), "metavar": "MB"}),
+               "reader cannot keep up with, which are otherwise lost (and counted)", parse_ring_mb, "MB"),
         Option(("-v", "--verbose"), "verbose",
-               "show libbpf's log (-vv: all of it), and lost and skipped events as they happen",
-               {"action": "count", "default": 0}),
+               "show libbpf's log (-vv: all of it), and lost and skipped events as they happen", output=True),
     )
 }  # fmt: skip
 
@@ -100,10 +123,10 @@ OPTIONS: dict[str, Option] = {
 EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
 
 
-def add_options(parser: argparse.ArgumentParser, names: Iterable[str], helps: dict[str, str] | None = None
-                ) -> None:
-    """Add the named options; helps replaces an option's help where a command
-    gives it a more precise meaning (-v: what more it shows)."""
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str], arguments: Iterable[Option] = (),
+                helps: Mapping[str, str] | None = None) -> None:
+    """Add the named options, then the tool's own arguments; helps replaces an
+    option's help where a tool gives it a more precise meaning (-v: what more it shows)."""
     names = list(names)
     grouped: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for pair in EXCLUSIVE:
@@ -112,7 +135,44 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str], helps: di
             for n in pair:
                 grouped[n] = group
     for name in names:
-        option = OPTIONS[name]
-        target: Any = grouped.get(name, parser)
-        text = (helps or {}).get(name, option.help)
-        target.add_argument(*option.flags, dest=option.dest, help=text, **option.kwargs)
+        OPTIONS[name].add_to(grouped.get(name, parser), (helps or {}).get(name))
+    for argument in arguments:
+        argument.add_to(parser)
+
+
+def make_config(values: Mapping[str, Any]) -> Config:
+    """A Config from checked values by dest (None: not given)."""
+    return Config.from_values({k: v for k, v in values.items() if v is not None and k != "tool"})
+
+
+def library_values(tool: str, options: Iterable[Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The library's keywords, checked by the same parsers as the command line's
+    values: a value is written as its flag's text and parsed (ports [80, 443]
+    as "80,443"), so that both say the same thing about the same mistake."""
+    known = {o.dest: o for o in options if not o.output and o.dest != "duration"}
+    values: dict[str, Any] = {}
+    for key, value in given.items():
+        option = known.get(key)
+        if option is None:
+            raise UsageError(f"{tool} has no option {key!r} (it has: {', '.join(sorted(known))})")
+        if option.parse is not None:
+            values[key] = option.parse(_as_text(value))
+        elif option.nargs:
+            values[key] = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+        elif key == "family":
+            if value not in (4, 6) or isinstance(value, bool):
+                raise UsageError(f"family {value!r}: give 4 or 6")
+            values[key] = value
+        elif not isinstance(value, bool):
+            raise UsageError(f"{key}={value!r}: give True or False")
+        else:
+            values[key] = value
+    return values
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)  # type: ignore[return-value]
+    if isinstance(value, Iterable):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -26,7 +26,7 @@ from typing import Any
 from .errors import OutputFailed
 
 __all__ = ["Writer", "printable", "Field", "Group", "Cell", "Column", "Cache", "Renderer", "TableRenderer",
-           "CsvRenderer", "JsonRenderer", "flatten", "time_columns"]
+           "CsvRenderer", "JsonRenderer", "DictRenderer", "flatten", "time_columns"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class Field:
     """One JSON key of a tool's events."""
 
     name: str
-    kind: str  # "number", "hex" (a number shown in hex), "word" (text that needs no JSON escaping), "text"
+    # "number", "hex" (a number shown in hex), "word" (text that needs no JSON escaping), "text",
+    # "json" (a list or an object)
+    kind: str
     doc: str
     nullable: bool = False  # None (null) when unknown
     decimals: int | None = None  # a float, written with this many decimals
@@ -160,7 +162,9 @@ class TableRenderer(_Columns):
             for c in self._columns
         ]
 
-    def header(self) -> str:
+    def header(self) -> str | None:
+        if not any(c.header for c in self._columns):
+            return None  # a listing (tplist)
         return (self._format % tuple(c.header for c in self._columns)).rstrip() + "\n"
 
     def line(self, row: tuple[Any, ...]) -> str:
@@ -237,7 +241,10 @@ def _json_members(fields: Sequence[Field], quote: Cache) -> tuple[str, dict[int,
     values at some positions need first (null, escaping)."""
     parts, converters = [], {}
     for i, f in enumerate(fields):
-        if f.kind == "text":  # command names repeat: quote each once
+        if f.kind == "json":
+            parts.append(f'"{f.name}": %s')
+            converters[i] = json.dumps
+        elif f.kind == "text":  # command names repeat: quote each once
             parts.append(f'"{f.name}": %s')
             converters[i] = quote.__getitem__
         elif f.nullable:
@@ -286,6 +293,24 @@ class JsonRenderer(Renderer):
 
     def convert(self, name: str) -> Callable[[Any], Any]:
         return self._converters.get(name, _same)
+
+
+class DictRenderer(_Columns):
+    """The library's events: a dict per row, with the values that JSON shows
+    (a float rounded to the decimals JSON prints it with)."""
+
+    def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
+        super().__init__(cells, decoders)
+        fields = flatten(cells)
+        self._names = [f.name for f in fields]
+        self._rounded = [(i, f.decimals) for i, f in enumerate(fields) if f.decimals is not None]
+
+    def line(self, row: tuple[Any, ...]) -> dict[str, Any]:  # type: ignore[override]
+        values = self.flat(row)
+        for i, decimals in self._rounded:
+            if values[i] is not None:
+                values[i] = round(values[i], decimals)
+        return dict(zip(self._names, values))
 
 
 def time_columns(wall: bool, relative: bool, start: float) -> list[Column]:

@@ -1,143 +1,162 @@
-"""What every tool shares: the Tool interface and the event loop that runs it."""
+"""What every tool is: its options, its rows' fields and columns, and the
+kernel side it starts (a Source of records). The tools in tcpscope.tools are
+Tools; the one loop that runs them is tcpscope.tracer."""
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
+from .config import Config
 from .ebpf.kernel import Requirement, release, require
 from .ebpf.object import BpfObject, ObjectSpec
-from .errors import PermissionProblem, TcpscopeError
+from .errors import NotPermitted, TcpscopeError
 from .net import AF_INET, AF_INET6, port_bitmap
+from .options import OPTIONS, Option
 from .output import (
     Cell,
     Column,
     CsvRenderer,
+    DictRenderer,
     Field,
     JsonRenderer,
     Renderer,
     TableRenderer,
-    Writer,
     time_columns,
 )
 
-__all__ = ["Tool", "StopSignals", "run", "stdout_writer", "require_privileges", "RING_BYTES", "WAKEUP_BYTES",
-           "POLL_SECONDS"]
+__all__ = ["Tool", "ObjectTool", "Source", "object_spec", "require_privileges", "RING_BYTES", "WAKEUP_BYTES"]
 
 log = logging.getLogger("tcpscope")
 
 RING_BYTES = 16 << 20  # room for bursts while the reader is busy or descheduled
 WAKEUP_BYTES = 1 << 20  # the kernel wakes the reader once this much waits
-POLL_SECONDS = 0.1  # otherwise the reader looks this often: the longest an event waits
-BATCH = 8192  # records decoded and written at a time
+BATCH = 8192  # records decoded at a time
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 
 
+class Source:
+    """A started tool's kernel side: records as they arrive, until closed."""
+
+    finished = False  # True once a finite source (a listing) has handed over everything
+    per_wakeup = 1 << 30  # records taken per wakeup at most, so that the loop comes back to check
+
+    def wait(self, timeout: float) -> None:
+        """Return when records may be waiting, or after timeout seconds."""
+        time.sleep(timeout)
+
+    def drain(self) -> list[Any]:
+        """The records waiting, oldest first ([] when none)."""
+        raise NotImplementedError
+
+    def lost(self) -> int:
+        """Events the kernel could not hand over (no room in the ring buffer)."""
+        return 0
+
+    def progress(self) -> None:
+        """Log losses as they happen (-v)."""
+
+    def close(self) -> list[str]:
+        """Free everything; what the user should know at the end (warnings)."""
+        return []
+
+
 class Tool:
-    """One tool: its options, its kernel object, its JSON fields and columns."""
+    """One tool: its options, its fields and columns, and how it starts."""
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line in 'tcpscope --help'
     description: ClassVar[str]  # the tool's --help text
-    options: ClassVar[tuple[str, ...]]
+    options: ClassVar[tuple[str, ...]]  # names in the registry (options.py)
+    arguments: ClassVar[tuple[Option, ...]] = ()  # its own positional arguments
+    option_help: ClassVar[dict[str, str]] = {}  # a registry option's help, where this tool means more
     examples: ClassVar[str]  # the end of its --help: command lines with what each does
-    object_name: ClassVar[str]
-    record: ClassVar[str]  # the event struct in the object's BTF
-    record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
-    tracing: ClassVar[str]  # "Tracing <this>. Ctrl-C to end."
+    tracing: str | None  # "Tracing <this>. Ctrl-C to end."; None: it prints no such line
     time_always: ClassVar[bool] = False  # a TIME column even without -T (-t replaces it)
-    counting: bool = False  # counts in the kernel, reported at exit, instead of events
-    skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
-    unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
-    owner_programs: ClassVar[tuple[str, ...]] = ()  # programs that only follow owners: --no-owner skips them
-    requires: ClassVar[tuple[Requirement, ...]] = ()  # refused, in one line, on a kernel without these
-    # What the tool cannot see on a kernel without a requirement: said at start.
-    degraded: ClassVar[tuple[tuple[Requirement, str], ...]] = ()
-    skipped: ClassVar[str] = "events"  # what a program the kernel skipped may have cost, in words
-    cells: ClassVar[tuple[Cell, ...]]  # what a row holds: fields, and groups of them
-    fields: ClassVar[tuple[Field, ...]]  # the JSON keys, in order (cells flattened)
+    cells: tuple[Cell, ...]  # what a row holds: fields, and groups of them
+    fields: tuple[Field, ...]  # the JSON keys, in order (cells flattened)
+    count_cells: ClassVar[tuple[Field, ...]] = ()  # what -c reports per row (the JSON keys)
 
-    def __init__(self, args: argparse.Namespace, spec: ObjectSpec, start_ns: int,
-                 clock_offset_ns: int | None = None) -> None:
-        self.args = args
-        self.spec = spec
+    def __init__(self, config: Config, clock_offset_ns: int | None = None) -> None:
+        self.config = config
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; this turns it into UNIX time.
         if clock_offset_ns is None:
             clock_offset_ns = time.time_ns() - time.monotonic_ns()
         self.clock_offset_ns = clock_offset_ns
-        self.start = (start_ns + clock_offset_ns) / 1e9
-        self.layout = spec.layout(self.record)
-        if self.layout.fields != self.record_fields or self.record_fields[0] != "ts_ns":
-            raise TcpscopeError(f"{spec.name}.bpf.o has struct {self.record} {self.layout.fields}, "
-                                f"but the {self.name} tool reads {self.record_fields}")
+        self.start_time = time.time()
+
+    @classmethod
+    def accepted(cls) -> tuple[Option, ...]:
+        """Its options and arguments, from the registry."""
+        return (*(OPTIONS[name] for name in cls.options), *cls.arguments)
+
+    @property
+    def counting(self) -> bool:
+        """Counts in the kernel, reported at the end, instead of events."""
+        return self.config.count
 
     @property
     def wide(self) -> bool:
         """Wide columns: asked for (-w), or needed: CSV, and -6 (an IPv6 address does not
         fit the 15 characters of an IPv4 one; with both families, -w makes room)."""
-        a = self.args
-        return bool(getattr(a, "wide", False) or getattr(a, "csv", False) or getattr(a, "ipv6", False))
+        return self.config.output.wide or self.csv or self.config.filters.family == 6
 
     @property
-    def ring_bytes(self) -> int:
-        mb = getattr(self.args, "ring_mb", None)
-        return mb << 20 if mb else RING_BYTES
+    def csv(self) -> bool:
+        return self.config.output.format == "csv"
 
-    def constants(self) -> dict[str, Any]:
-        """Kernel-side filters from the shared options."""
-        a = self.args
-        values: dict[str, Any] = {}
-        if getattr(a, "pid", None):
-            values["filter_pid"] = a.pid
-        if getattr(a, "ipv4", False) or getattr(a, "ipv6", False):
-            values["filter_family"] = AF_INET if a.ipv4 else AF_INET6
-        if getattr(a, "netns", None):
-            values["filter_netns"] = a.netns
-        for option, name in (("localport", "lports"), ("remoteport", "rports")):
-            ports = getattr(a, option, None)
-            if ports:
-                values[f"filter_{name}_on"] = 1
-                values[f"filter_{name}"] = port_bitmap(ports)
-        return values
+    def start(self) -> Source:
+        """Load and attach what the tool needs in the kernel."""
+        raise NotImplementedError
+
+    def notes(self) -> list[str]:
+        """What the user should know before the first event (what this kernel cannot show)."""
+        return []
 
     def columns(self) -> list[Column]:
         raise NotImplementedError
 
-    def row_maker(self, render: Renderer) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-        """A function from a raw record (its members in record_fields order)
-        to a row for render: a value per cell, passed through
-        render.convert(cell name) where a cell is a group, nullable or text."""
+    def row_maker(self, render: Renderer) -> Callable[[Any], tuple[Any, ...]]:
+        """A function from a record to a row for render: a value per cell,
+        passed through render.convert(cell name) where a cell is a group,
+        nullable or text."""
         raise NotImplementedError
 
     def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
         """For each group in cells, raw bytes -> the values of its fields."""
         return {}
 
-    def exit_notes(self, counters: Any) -> list[str]:
-        """What the user should know at exit besides lost events."""
+    def count_columns(self) -> list[Column]:
+        """The table of -c's report."""
         return []
 
-    def count_report(self, obj: BpfObject) -> str:
-        """The counts of a counting run, printed at exit."""
-        return ""
+    def count_rows(self, source: Source) -> list[tuple[Any, ...]]:
+        """-c's rows (a value per count_cells), most first."""
+        raise TcpscopeError(f"{self.name} does not count")
 
-    def renderer(self) -> Renderer:
-        a = self.args
-        if getattr(a, "json", False):
-            return JsonRenderer(self.cells, self.decoders())
-        timestamp = getattr(a, "timestamp", False)
-        wall = getattr(a, "time", False) or (self.time_always and not timestamp)
-        columns = time_columns(wall, timestamp, self.start)
-        columns += self.columns()
-        if getattr(a, "csv", False):
-            return CsvRenderer(columns, self.cells, self.decoders())
-        return TableRenderer(columns, self.cells, self.decoders())
+    def renderer(self, counts: bool = False) -> Renderer:
+        """The command line's renderer for events, or for -c's report."""
+        cells: Sequence[Cell] = self.count_cells if counts else self.cells
+        decoders = {} if counts else self.decoders()
+        fmt = self.config.output.format
+        if fmt == "json":
+            return JsonRenderer(cells, decoders)
+        if counts:
+            columns = self.count_columns()
+        else:
+            output = self.config.output
+            wall = output.time or (self.time_always and not output.timestamp)
+            columns = time_columns(wall, output.timestamp, self.start_time) + self.columns()
+        if fmt == "csv":
+            return CsvRenderer(columns, cells, decoders)
+        return TableRenderer(columns, cells, decoders)
+
+    def dict_renderer(self, counts: bool = False) -> DictRenderer:
+        """The library's renderer: a dict per row, the values that -j prints."""
+        return DictRenderer(self.count_cells if counts else self.cells, {} if counts else self.decoders())
 
 
 def object_spec(name: str) -> ObjectSpec:
@@ -152,131 +171,155 @@ def require_privileges() -> None:
         for line in f:
             if line.startswith("CapEff:"):
                 caps = int(line.split()[1], 16)
-    has = lambda cap: bool(caps >> cap & 1)  # noqa: E731
+
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
     if not (has(_CAP_SYS_ADMIN) or (has(_CAP_BPF) and has(_CAP_PERFMON))):
-        raise PermissionProblem("tcpscope needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")
+        raise NotPermitted("tcpscope needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")
 
 
-class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP (the terminal went away) end the loop
-    cleanly, with the summary, instead of killing the process."""
+class ObjectTool(Tool):
+    """A tool whose kernel side is one of tcpscope's objects (bpf/NAME.bpf.c),
+    handing over struct `record` events through the rings "events" and "spill"."""
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._saved: dict[int, Any] = {}
+    object_name: ClassVar[str]
+    record: ClassVar[str]  # the event struct in the object's BTF
+    record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
+    skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
+    unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
+    owner_programs: ClassVar[tuple[str, ...]] = ()  # programs that only follow owners: --no-owner skips them
+    requires: ClassVar[tuple[Requirement, ...]] = ()  # refused, in one line, on a kernel without these
+    # What the tool cannot see on a kernel without a requirement: said at start.
+    degraded: ClassVar[tuple[tuple[Requirement, str], ...]] = ()
+    skipped: ClassVar[str] = "events"  # what a program the kernel skipped may have cost, in words
 
-    def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self._saved[sig] = signal.signal(sig, self._handle)
-        return self
+    def __init__(self, config: Config, start_ns: int | None = None, clock_offset_ns: int | None = None,
+                 spec: ObjectSpec | None = None) -> None:
+        super().__init__(config, clock_offset_ns)
+        self.spec = spec or object_spec(self.object_name)
+        if start_ns is not None:
+            self.start_time = (start_ns + self.clock_offset_ns) / 1e9
+        self.layout = self.spec.layout(self.record)
+        if self.layout.fields != self.record_fields or self.record_fields[0] != "ts_ns":
+            raise TcpscopeError(f"{self.spec.name}.bpf.o has struct {self.record} {self.layout.fields}, "
+                                f"but the {self.name} tool reads {self.record_fields}")
 
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
+    @property
+    def ring_bytes(self) -> int:
+        mb = self.config.ring_mb
+        return mb << 20 if mb else RING_BYTES
 
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
+    def constants(self) -> dict[str, Any]:
+        """Kernel-side filters."""
+        f = self.config.filters
+        values: dict[str, Any] = {}
+        if f.pid:
+            values["filter_pid"] = f.pid
+        if f.family:
+            values["filter_family"] = AF_INET if f.family == 4 else AF_INET6
+        if f.netns:
+            values["filter_netns"] = f.netns
+        for ports, name in ((f.local_ports, "lports"), (f.remote_ports, "rports")):
+            if ports:
+                values[f"filter_{name}_on"] = 1
+                values[f"filter_{name}"] = port_bitmap(ports)
+        return values
 
+    def notes(self) -> list[str]:
+        return [f"tcpscope {self.name}: note: {lost} on this kernel ({release()}): that needs {requirement}"
+                for requirement, lost in self.degraded if not requirement.present()]
 
-def stdout_writer() -> Writer:
-    return Writer(sys.stdout.fileno() if sys.stdout is not None else None)
-
-
-def run(tool_cls: type[Tool], args: argparse.Namespace, out: Writer | None = None,
-        err: IO[str] | None = None) -> int:
-    """Load, attach and print events until Ctrl-C, SIGTERM, SIGHUP, -d or the
-    reader going away; then report losses."""
-    out = out or stdout_writer()
-    err = err or sys.stderr
-    require_privileges()
-    require(tool_cls.requires)
-    for requirement, lost in tool_cls.degraded:
-        if not requirement.present():
-            print(f"tcpscope {tool_cls.name}: note: {lost} on this kernel ({release()}): that needs "
-                  f"{requirement}", file=err)
-    spec = object_spec(tool_cls.object_name)
-    with BpfObject(spec) as obj, StopSignals() as stop:
-        tool = tool_cls(args, spec, time.monotonic_ns())
-        obj.set_constants({**tool.constants(), "wakeup_bytes": WAKEUP_BYTES})
-        obj.resize("events", tool.ring_bytes)
-        # Owners are needed to show them or to filter by them; counts show none.
-        no_owner = bool(tool.owner_programs) and (
-            getattr(args, "no_owner", False) or (tool.counting and not getattr(args, "pid", None)))
-        obj.skip(tool.skip_programs + (tool.owner_programs if no_owner else ()))
-        for name in tool.unused_maps + (("socks", "listener_owners") if no_owner else ()):
-            obj.resize(name, 1)
-        obj.load()
-        obj.attach()
-        print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
+    def start(self) -> Source:
+        require_privileges()
+        require(self.requires)
+        obj = BpfObject(self.spec)
         try:
-            if tool.counting:
-                _wait(tool, stop, out)
-                out.write(tool.count_report(obj))
-            else:
-                _pump(obj, tool, stop, out)
-        except BrokenPipeError:
-            pass  # the reader went away (e.g. '| head'): stop quietly, like other tools
-        counters = obj.read_global(".bss", "counters", "counters")
-        misses = obj.recursion_misses()
-    notes = tool.exit_notes(counters)
-    if misses:
-        notes.insert(0, _skipped(misses, tool.skipped))
-    if counters.lost:
-        notes.insert(0, f"WARNING: {counters.lost} events were lost: no room in the ring buffers")
-    if counters.storage_failed:
-        notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
-                     "more sockets than the state map holds, or no memory")
-    for note in notes:
-        print(note, file=err)
-    return 0
+            obj.set_constants({**self.constants(), "wakeup_bytes": WAKEUP_BYTES})
+            obj.resize("events", self.ring_bytes)
+            # Owners are needed to show them or to filter by them; counts show none.
+            no_owner = bool(self.owner_programs) and (
+                not self.config.owners or (self.counting and not self.config.filters.pid))
+            obj.skip(self.skip_programs + (self.owner_programs if no_owner else ()))
+            for name in self.unused_maps + (("socks", "listener_owners") if no_owner else ()):
+                obj.resize(name, 1)
+            obj.load()
+            obj.attach()
+            return ObjectEvents(self, obj)
+        except BaseException:
+            obj.close()
+            raise
+
+    def exit_notes(self, counters: Any) -> list[str]:
+        """What the user should know at exit besides lost events."""
+        return []
+
+    # -c: the map "counts", its key and value structs, and the rows made from its items.
+    count_map: ClassVar[tuple[str, str]] = ("", "")
+
+    def count_rows(self, source: Source) -> list[tuple[Any, ...]]:
+        if not self.count_cells or not isinstance(source, ObjectEvents):
+            return super().count_rows(source)
+        return self.counted(source.obj.map_items("counts", *self.count_map))
+
+    def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
+        """-c's rows from the items of the map "counts", most first."""
+        raise NotImplementedError
 
 
-def _wait(tool: Tool, stop: StopSignals, out: Writer) -> None:
-    """Until Ctrl-C, SIGTERM, SIGHUP, -d or the reader going away."""
-    duration = tool.args.duration
-    deadline = time.monotonic() + duration if duration else float("inf")
-    while not stop.requested and time.monotonic() < deadline and not out.reader_gone():
-        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+class ObjectEvents(Source):
+    """An ObjectTool's events: the main ring, and the spill ring that holds
+    events which must not be lost behind a full one (merged by time)."""
 
+    def __init__(self, tool: ObjectTool, obj: BpfObject) -> None:
+        self.tool, self.obj = tool, obj
+        self.ring, self.spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
+        self.per_wakeup = tool.ring_bytes // tool.layout.size  # a ring's worth
+        self._lost_seen = self._misses_seen = 0
 
-def _pump(obj: BpfObject, tool: Tool, stop: StopSignals, out: Writer) -> None:
-    """Move events from the ring buffers to the output, in batches."""
-    ring, spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
-    render = tool.renderer()
-    layout, row, line = tool.layout, tool.row_maker(render), render.line
-    duration = tool.args.duration
-    deadline = time.monotonic() + duration if duration else float("inf")
-    lost_seen = misses_seen = 0
-    per_wakeup = tool.ring_bytes // layout.size  # a ring's worth, so that the loop always comes back
-    out.write(render.header() or "")
-    while True:
-        remaining = deadline - time.monotonic()
-        last = stop.requested or remaining <= 0 or out.reader_gone()
-        if not last:
-            ring.wait(min(POLL_SECONDS, remaining))
-        drained = 0
-        while drained < per_wakeup:
-            batch = ring.drain(layout, BATCH)
-            # Read after the main ring, the spill ring holds every event that
-            # precedes, on the same socket, one already read: merge by time.
-            spilled = spill.drain(layout)
-            if spilled:
-                batch = sorted(batch + spilled, key=_timestamp)
-            if not batch:
-                break
-            out.write("".join(map(line, map(row, batch))))
-            drained += len(batch)
-        if tool.args.verbose:
-            lost = obj.read_global(".bss", "counters", "counters").lost
-            if lost > lost_seen:
-                log.warning("%d events lost so far: no room in the ring buffers", lost)
-                lost_seen = lost
-            misses = obj.recursion_misses()
-            if misses > misses_seen:
-                log.warning("so far: %s", _skipped(misses, tool.skipped).removeprefix("WARNING: "))
-                misses_seen = misses
-        if last:
-            return
+    def wait(self, timeout: float) -> None:
+        self.ring.wait(timeout)
+
+    def drain(self) -> list[Any]:
+        batch = self.ring.drain(self.tool.layout, BATCH)
+        # Read after the main ring, the spill ring holds every event that
+        # precedes, on the same socket, one already read: merge by time.
+        spilled = self.spill.drain(self.tool.layout)
+        if spilled:
+            batch = sorted(batch + spilled, key=_timestamp)
+        return batch
+
+    def counters(self) -> Any:
+        return self.obj.read_global(".bss", "counters", "counters")
+
+    def lost(self) -> int:
+        return int(self.counters().lost)
+
+    def progress(self) -> None:
+        lost = self.lost()
+        if lost > self._lost_seen:
+            log.warning("%d events lost so far: no room in the ring buffers", lost)
+            self._lost_seen = lost
+        misses = self.obj.recursion_misses()
+        if misses > self._misses_seen:
+            log.warning("so far: %s", _skipped(misses, self.tool.skipped).removeprefix("WARNING: "))
+            self._misses_seen = misses
+
+    def close(self) -> list[str]:
+        try:
+            counters = self.counters()
+            misses = self.obj.recursion_misses()
+        finally:
+            self.obj.close()
+        notes = self.tool.exit_notes(counters)
+        if misses:
+            notes.insert(0, _skipped(misses, self.tool.skipped))
+        if counters.lost:
+            notes.insert(0, f"WARNING: {counters.lost} events were lost: no room in the ring buffers")
+        if counters.storage_failed:
+            notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
+                         "more sockets than the state map holds, or no memory")
+        return notes
 
 
 def _skipped(misses: int, what: str) -> str:

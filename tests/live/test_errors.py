@@ -13,7 +13,7 @@ import pytest
 
 import tcpscope
 from tcpscope.ebpf.object import BpfObject
-from tcpscope.errors import EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_PERMISSION, EnvironmentProblem
+from tcpscope.errors import EXIT_ENVIRONMENT, EXIT_KERNEL, EXIT_PERMISSION, MissingFeature
 from tcpscope.tool import object_spec
 
 TOOL = [sys.executable, "-m", "tcpscope"]
@@ -67,7 +67,7 @@ def test_tracefs_not_mountable() -> None:
 def test_missing_tracepoint_is_named() -> None:
     spec = object_spec("life")
     spec.attach_points = ["tp_btf/no_such_tracepoint"]
-    with pytest.raises(EnvironmentProblem, match="no tracepoint 'no_such_tracepoint'"):
+    with pytest.raises(MissingFeature, match="no tracepoint 'no_such_tracepoint'"):
         BpfObject(spec)
 
 

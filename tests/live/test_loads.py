@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tcpscope.tools import TOOLS
+from tcpscope.tools import OBJECT_TOOLS
 from tests.live.conftest import KERNEL
 
 # Options that change what the kernel runs, as a user would give them. All
@@ -25,7 +25,7 @@ NEEDS = {"accept": (6, 2)}
 
 def _runs() -> list[tuple[str, list[str]]]:
     runs = []
-    for name, tool in TOOLS.items():
+    for name, tool in OBJECT_TOOLS.items():
         filters = [arg for option, args in FILTERS.items() if option in tool.options for arg in args]
         runs.append((name, filters))
         for option, args in MODES.items():

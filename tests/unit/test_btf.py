@@ -12,9 +12,9 @@ import pytest
 from tcpscope.ebpf.btf import Btf, read_elf
 from tcpscope.errors import TcpscopeError
 from tcpscope.tool import object_spec
-from tcpscope.tools import TOOLS
+from tcpscope.tools import OBJECT_TOOLS
 
-OBJECTS = sorted({t.object_name for t in TOOLS.values()})
+OBJECTS = sorted({t.object_name for t in OBJECT_TOOLS.values()})
 
 
 def bpftool_struct(path: str, name: str) -> dict[str, int]:
@@ -28,7 +28,7 @@ def bpftool_struct(path: str, name: str) -> dict[str, int]:
     return {m[0]: int(m[1]) // 8 for m in re.findall(r"'(\w+)' type_id=\d+ bits_offset=(\d+)", block[1])}
 
 
-@pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
+@pytest.mark.parametrize("tool", OBJECT_TOOLS.values(), ids=lambda t: t.name)
 def test_event_layout_matches_bpftool(tool: type) -> None:
     spec = object_spec(tool.object_name)
     layout = spec.layout(tool.record)
@@ -85,7 +85,7 @@ def test_not_btf_or_elf() -> None:
 def test_the_names_python_uses_are_the_objects() -> None:
     """Programs left out and maps resized by name: each tool's names exist in its object,
     and an unknown one is an error, never silently ignored."""
-    for tool in TOOLS.values():
+    for tool in OBJECT_TOOLS.values():
         spec = object_spec(tool.object_name)
         spec.check_names(programs=tool.skip_programs + tool.owner_programs,
                          maps=(*tool.unused_maps, "events", "spill", "socks", "listener_owners"))

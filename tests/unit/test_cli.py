@@ -9,7 +9,7 @@ import pytest
 
 from tcpscope.options import OPTIONS
 from tcpscope.tool import object_spec
-from tcpscope.tools import TOOLS
+from tcpscope.tools import OBJECT_TOOLS
 
 
 def tcpscope(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,7 +61,7 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     assert "--help" in lines[0]
 
 
-@pytest.mark.parametrize("tool", TOOLS.values(), ids=lambda t: t.name)
+@pytest.mark.parametrize("tool", OBJECT_TOOLS.values(), ids=lambda t: t.name)
 def test_help_lists_every_option_and_the_limits(tool: type) -> None:
     proc = tcpscope(tool.name, "--help")
     assert proc.returncode == 0

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from tcpscope.cli import parse_command_line
 from tcpscope.errors import UsageError
-from tcpscope.tool import object_spec
-from tcpscope.tools import TOOLS
+from tcpscope.options import make_config
+from tcpscope.tools import OBJECT_TOOLS
 from tcpscope.tools.trace import compile_program, message, parse_probe, record_bytes
 from tests.unit.test_trace import formats
 
@@ -52,12 +52,13 @@ def check_command_line(tool: str, rest: list[str]) -> None:
         assert code in (0, 2), (code, said)  # --help, or one line saying what is wrong
         assert code == 0 or said.count("\n") == 1, said
         return
-    if tool in TOOLS:  # what it would hand the kernel encodes: no value too large for its slot
-        spec = object_spec(TOOLS[tool].object_name)
-        spec.rodata(TOOLS[tool](args, spec, 0, 0).constants())
+    config = make_config(vars(args))
+    if tool in OBJECT_TOOLS:  # what it would hand the kernel encodes: no value too large for its slot
+        cls = OBJECT_TOOLS[tool]
+        cls(config).spec.rodata(cls(config).constants())
 
 
-@pytest.mark.parametrize("tool", [*TOOLS, "tplist"])
+@pytest.mark.parametrize("tool", [*OBJECT_TOOLS, "tplist"])
 @pytest.mark.parametrize("random", [False, True], ids=["fixed-seed", "random-seed"])
 def test_command_lines(tool: str, random: bool) -> None:
     @FUZZ

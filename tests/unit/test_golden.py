@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from tcpscope.cli import build_parser
+from tcpscope.options import make_config
 from tcpscope.tool import object_spec
-from tcpscope.tools import TOOLS
+from tcpscope.tools import OBJECT_TOOLS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CLOCK_OFFSET_NS = 1_795_000_000_000_000_000  # a fixed wall clock for the recorded monotonic times
@@ -28,7 +29,7 @@ CASES = {
 }
 FLAGS = {"-w": "wide", "-T": "time", "-t": "timestamp", "-s": "csv", "-j": "json", "-S": "sequence"}
 # Every output case of every tool that has its options.
-GOLDEN = [(tool, case) for tool, cls in TOOLS.items() for case, argv in CASES.items()
+GOLDEN = [(tool, case) for tool, cls in OBJECT_TOOLS.items() for case, argv in CASES.items()
           if all(FLAGS[flag] in cls.options for flag in argv)]
 
 
@@ -39,7 +40,7 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def records(tool: str) -> tuple[Any, list[Any]]:
-    cls = TOOLS[tool]
+    cls = OBJECT_TOOLS[tool]
     spec = object_spec(cls.object_name)
     layout = spec.layout(cls.record)
     raw = (FIXTURES / f"{cls.object_name}.records").read_bytes()
@@ -49,9 +50,9 @@ def records(tool: str) -> tuple[Any, list[Any]]:
 
 def render(tool: str, argv: list[str]) -> str:
     spec, recs = records(tool)
-    args = build_parser().parse_args([tool, *argv])
+    config = make_config(vars(build_parser().parse_args([tool, *argv])))
     start_ns = recs[0][0] - 1_000_000
-    t = TOOLS[tool](args, spec, start_ns, clock_offset_ns=CLOCK_OFFSET_NS)
+    t = OBJECT_TOOLS[tool](config, start_ns, clock_offset_ns=CLOCK_OFFSET_NS, spec=spec)
     renderer = t.renderer()
     row = t.row_maker(renderer)
     return (renderer.header() or "") + "".join(renderer.line(row(r)) for r in recs)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tcpscope.cli import build_parser
 from tcpscope.ebpf.tracefs import EventFormat, parse_format
-from tcpscope.tools.tplist import as_json, render
+from tcpscope.options import make_config
+from tcpscope.tools.tplist import Tplist, tracepoint_values
 
 FORMATS = Path(__file__).parent.parent / "fixtures" / "formats"
 
@@ -54,17 +56,25 @@ def test_not_a_format_file() -> None:
         parse_format("tcp", "hello")
 
 
+def listed(events: list[EventFormat], *argv: str) -> str:
+    """What 'tcpscope tplist ARGV' prints for these tracepoints."""
+    tool = Tplist(make_config(vars(build_parser().parse_args(["tplist", *argv]))))
+    render = tool.renderer()
+    row = tool.row_maker(render)
+    return (render.header() or "") + "".join(render.line(row(tracepoint_values(e))) for e in events)
+
+
 def test_tplist_rendering() -> None:
     retransmit = fixture("tcp_tcp_retransmit_skb")
-    assert render(retransmit, 0) == "tcp:tcp_retransmit_skb\n"
-    lines = render(retransmit, 1).splitlines()
+    assert listed([retransmit]) == "tcp:tcp_retransmit_skb\n"
+    lines = listed([retransmit], "-v").splitlines()
     assert lines[:3] == ["tcp:tcp_retransmit_skb", "    const void * skbaddr;", "    const void * skaddr;"]
     assert lines[-1] == "    int err;"
-    verbose = render(fixture("sock_inet_sock_set_state"), 2)
+    verbose = listed([fixture("sock_inet_sock_set_state")], "-vv")
     assert "    int newstate;  /* offset 20, size 4, signed */" in verbose
     assert "    newstate: 1=TCP_ESTABLISHED 2=TCP_SYN_SENT" in verbose
-    record = json.loads(as_json(retransmit))
-    assert record["name"] == "tcp:tcp_retransmit_skb"
+    record = json.loads(listed([retransmit], "-j"))
+    assert record["name"] == "tcp:tcp_retransmit_skb" and record["id"] == retransmit.id
     assert [f["name"] for f in record["fields"]][-1] == "err"
     assert record["fields"][0] == {"name": "skbaddr", "declaration": "const void * skbaddr", "offset": 8,
                                    "size": 8, "signed": False, "data_loc": False}

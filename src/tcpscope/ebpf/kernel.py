@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from ..errors import EnvironmentProblem
+from ..errors import MissingFeature
 from .tracefs import read_format
 
 __all__ = ["Requirement", "kfunc", "tracepoint_field", "require", "missing", "release", "require_btf",
@@ -39,7 +39,7 @@ def release() -> str:
 
 def require_btf() -> None:
     if not os.path.exists(KERNEL_BTF):
-        raise EnvironmentProblem(
+        raise MissingFeature(
             f"{KERNEL_BTF} is missing: tcpscope needs a kernel built with CONFIG_DEBUG_INFO_BTF")
 
 
@@ -95,4 +95,4 @@ def require(requirements: tuple[Requirement, ...]) -> None:
     """Refuse, in one line naming the kernel needed, what this kernel cannot do."""
     absent = missing(requirements)
     if absent:
-        raise EnvironmentProblem(f"needs {absent[0]}; this kernel is {release()}")
+        raise MissingFeature(f"needs {absent[0]}; this kernel is {release()}")

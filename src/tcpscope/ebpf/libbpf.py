@@ -1,6 +1,6 @@
 """The only place that talks to libbpf: every argtypes/restype lives here.
 
-Functions that fail raise KernelRefused (or EnvironmentProblem) naming the
+Functions that fail raise KernelRefused (or MissingFeature) naming the
 operation; libbpf's own log goes to the ``tcpscope.libbpf`` logger.
 """
 
@@ -15,7 +15,7 @@ import platform
 from collections import deque
 from typing import Any
 
-from ..errors import EnvironmentProblem, KernelRefused
+from ..errors import KernelRefused, MissingFeature
 
 __all__ = ["Libbpf", "libbpf", "MIN_VERSION"]
 
@@ -74,14 +74,14 @@ class Libbpf:
         try:
             self._lib = ctypes.CDLL(path, use_errno=True)
         except OSError as exc:
-            raise EnvironmentProblem(
+            raise MissingFeature(
                 f"cannot load libbpf ({path}): {exc}; install it with 'apt-get install libbpf1'"
             ) from None
         for name, (restype, argtypes) in _SIGNATURES.items():
             try:
                 func = getattr(self._lib, name)
             except AttributeError:
-                raise EnvironmentProblem(
+                raise MissingFeature(
                     f"{path} lacks {name}(): libbpf {MIN_VERSION[0]}.{MIN_VERSION[1]} or newer "
                     "is needed ('apt-get install libbpf1')"
                 ) from None
@@ -89,7 +89,7 @@ class Libbpf:
             func.argtypes = argtypes
         self.version = (self._lib.libbpf_major_version(), self._lib.libbpf_minor_version())
         if self.version < MIN_VERSION:
-            raise EnvironmentProblem(
+            raise MissingFeature(
                 f"libbpf {self.version[0]}.{self.version[1]} at {path} is too old: "
                 f"{MIN_VERSION[0]}.{MIN_VERSION[1]} or newer is needed"
             )

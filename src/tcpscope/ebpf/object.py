@@ -14,7 +14,7 @@ import platform
 import struct
 from typing import Any
 
-from ..errors import EnvironmentProblem, KernelRefused, TcpscopeError
+from ..errors import KernelRefused, MissingFeature, TcpscopeError
 from .btf import Btf, Layout, read_elf
 from .kernel import require_btf
 from .libbpf import libbpf
@@ -113,7 +113,7 @@ class BpfObject:
         for section in self.spec.attach_points:
             event = section.rsplit("/", 1)[-1]
             if find_event(event) is None:
-                raise EnvironmentProblem(
+                raise MissingFeature(
                     f"this kernel has no tracepoint {event!r} (needed by {self.spec.name}); "
                     "'tcpscope tplist' lists the ones it has"
                 )

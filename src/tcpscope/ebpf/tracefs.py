@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ..errors import EnvironmentProblem, PermissionProblem
+from ..errors import MissingFeature, NotPermitted
 
 __all__ = ["tracefs_root", "event_dir", "find_event", "list_events", "read_format", "parse_format",
            "EventFormat", "FieldFormat", "CANDIDATES"]
@@ -33,14 +33,14 @@ def tracefs_root() -> str:
     if _root is None:
         for path in CANDIDATES:
             if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
-                raise PermissionProblem(f"reading tracefs ({path}) needs root: run it with sudo")
+                raise NotPermitted(f"reading tracefs ({path}) needs root: run it with sudo")
             if os.path.isdir(os.path.join(path, "events")):
                 _root = path
                 break
         else:
             target = CANDIDATES[0]
             if not (os.path.isdir(target) and _mount_tracefs(target)):
-                raise EnvironmentProblem(
+                raise MissingFeature(
                     f"tracefs is not mounted and cannot be mounted at {target} "
                     f"({os.strerror(ctypes.get_errno()) if os.path.isdir(target) else 'no such directory'}); "
                     f"mount it with 'mount -t tracefs tracefs {target}'"
@@ -147,9 +147,9 @@ def read_format(event: str) -> EventFormat:
     """The running kernel's format of CATEGORY:EVENT."""
     category, _, name = event.partition(":")
     if category == FTRACE:
-        raise EnvironmentProblem(f"{event} is one of ftrace's own record formats, not a tracepoint")
+        raise MissingFeature(f"{event} is one of ftrace's own record formats, not a tracepoint")
     try:
         with open(os.path.join(event_dir(category, name), "format")) as f:
             return parse_format(category, f.read())
     except FileNotFoundError:
-        raise EnvironmentProblem(f"this kernel has no tracepoint {event!r}") from None
+        raise MissingFeature(f"this kernel has no tracepoint {event!r}") from None

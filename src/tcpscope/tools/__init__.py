@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..tool import Tool
+from ..tool import ObjectTool, Tool
 from .accept import Accept
 from .connect import Connect, Connlat
 from .drop import Drop
@@ -11,9 +11,13 @@ from .reset import Reset
 from .retrans import Retrans
 from .states import States
 from .synack import Synack
+from .tplist import Tplist
+from .trace import Trace
 
-__all__ = ["TOOLS"]
+__all__ = ["TOOLS", "OBJECT_TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
-    t.name: t for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop)
+    t.name: t for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Tplist, Trace)
 }
+# The tools with a kernel object of their own (bpf/NAME.bpf.c).
+OBJECT_TOOLS: dict[str, type[ObjectTool]] = {n: t for n, t in TOOLS.items() if issubclass(t, ObjectTool)}

@@ -68,7 +68,7 @@ Needs Linux 6.2 or newer."""
             Column("LADDR", "laddr", width),
             Column("LPORT", "lport", 5),
         ]
-        if self.args.csv:
+        if self.csv:
             columns += [Column("BACKLOG", "backlog"), Column("MAX_BACKLOG", "max_backlog")]
         else:
             columns.append(Column("BL", "backlog", 9, text=_queue, more=("max_backlog",)))

@@ -10,10 +10,10 @@ from typing import Any
 from ..ebpf.object import ObjectSpec
 from ..net import AF_INET6, Addresses, Names
 from ..output import Cell, Column, Field, Group, Renderer
-from ..tool import Tool
+from ..tool import ObjectTool
 
 __all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders", "owner_fields",
-           "cpu_fields", "sock_fields", "port_fields", "address_columns", "owner_columns",
+           "cpu_fields", "sock_fields", "port_fields", "flow_fields", "address_columns", "owner_columns",
            "process_ip_columns"]
 
 # The options of the socket tools (see _options.py).
@@ -46,6 +46,18 @@ def sock_fields() -> list[Field]:
         Field("family", "number", "4 or 6"),
         Field("laddr", "word", "local address"),
         Field("raddr", "word", "remote address"),
+        Field("netns", "number", "inode number of the socket's network namespace"),
+    ]
+
+
+def flow_fields() -> list[Field]:
+    """A flow's endpoints, as -c reports them."""
+    return [
+        Field("family", "number", "4 or 6"),
+        Field("laddr", "word", "local address"),
+        Field("lport", "number", "local port"),
+        Field("raddr", "word", "remote address"),
+        Field("rport", "number", "remote port"),
         Field("netns", "number", "inode number of the socket's network namespace"),
     ]
 
@@ -123,12 +135,8 @@ def endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-class SocketTool(Tool):
+class SocketTool(ObjectTool):
     """A tool whose events end with the identity groups (identity_cells())."""
-
-    @property
-    def counting(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.args, "count", False))
 
     def constants(self) -> dict[str, Any]:
         values = super().constants()

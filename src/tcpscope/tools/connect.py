@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
 from typing import Any
 
-from ..ebpf.object import BpfObject
 from ..net import parse_milliseconds
-from ..options import checked
+from ..options import Option
 from ..output import Column, Field, Renderer, flatten
 from .common import (
     SOCKET_OPTIONS,
@@ -67,8 +64,8 @@ counts at exit; --min-ms shows only connects that took at least that long."""
 
     def constants(self) -> dict[str, Any]:
         values = super().constants()
-        if self.args.min_ms:
-            values["min_latency_ns"] = int(self.args.min_ms * 1e6)
+        if self.config.min_ms:
+            values["min_latency_ns"] = int(self.config.min_ms * 1e6)
         return values
 
     def columns(self) -> list[Column]:
@@ -102,24 +99,36 @@ counts at exit; --min-ms shows only connects that took at least that long."""
 
         return row
 
-    def count_report(self, obj: BpfObject) -> str:
-        """Connects per source, destination and port, most first."""
+    count_map = ("dest_key", "dest_count")
+    count_cells = (
+        Field("connects", "number", "connects that ended"),
+        Field("family", "number", "4 or 6"),
+        Field("laddr", "word", "local address"),
+        Field("raddr", "word", "remote address"),
+        Field("rport", "number", "remote port"),
+        Field("netns", "number", "inode number of the socket's network namespace"),
+        Field("established", "number", "connects that were established"),
+        Field("failed", "number", "connects that were not (refused, timed out, aborted, failed)"),
+    )
+
+    def count_columns(self) -> list[Column]:
+        if self.csv:
+            return [Column("IP", "family"), Column("LADDR", "laddr"), Column("RADDR", "raddr"),
+                    Column("RPORT", "rport"), Column("NETNS", "netns"), Column("CONNECTS", "connects"),
+                    Column("ESTABLISHED", "established"), Column("FAILED", "failed")]
+        return [Column("LADDR", "laddr", 25), Column("RADDR", "raddr", 25), Column("RPORT", "rport", 6),
+                Column("CONNECTS", "connects", 8, right=True), Column("FAILED", "failed", 6, right=True)]
+
+    def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
+        """Connects per source, destination and port (map keys and values), most first."""
         sock = identity_decoders(self.spec)["sock"]
         dests = []
-        for key, value in obj.map_items("counts", "dest_key", "dest_count"):
+        for key, value in items:
             family, laddr, raddr, netns = sock(key.sock)
             dests.append((value.established + value.failed, family, laddr, raddr, key.rport, netns,
                           value.established, value.failed))
         dests.sort(key=lambda d: (-d[0], d[2], d[3], d[4]))
-        if self.args.json:
-            keys = ("connects", "family", "laddr", "raddr", "rport", "netns", "established", "failed")
-            return "".join(json.dumps(dict(zip(keys, d))) + "\n" for d in dests)
-        if self.args.csv:
-            return "IP,LADDR,RADDR,RPORT,NETNS,CONNECTS,ESTABLISHED,FAILED\n" + "".join(
-                f"{d[1]},{d[2]},{d[3]},{d[4]},{d[5]},{d[0]},{d[6]},{d[7]}\n" for d in dests)
-        lines = [f"{'LADDR':<25} {'RADDR':<25} {'RPORT':<6} {'CONNECTS':>8} {'FAILED':>6}"]
-        lines += [f"{d[2]:<25} {d[3]:<25} {d[4]:<6} {d[0]:>8} {d[7]:>6}" for d in dests]
-        return "\n".join(lines) + "\n"
+        return dests
 
     def exit_notes(self, counters: Any) -> list[str]:
         if counters.map_full:
@@ -141,13 +150,10 @@ in the kernel. See 'tcpscope connect' for every outcome, timeouts included."""
   tcpscope connlat                   # connect latency, tcpconnlat's columns
   tcpscope connlat 10                # only connects that took 10 ms or more
   tcpscope connlat -D 443 -T         # to HTTPS servers, with wall time"""
+    arguments = (Option((), "min_ms", "only connects that took at least this many milliseconds",
+                        parse_milliseconds, "MIN_MS", nargs="?"),)
     tracing = "TCP connect latency"
     show_result = False
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("min_ms", nargs="?", type=checked(parse_milliseconds), default=0.0,
-                            metavar="MIN_MS", help="only connects that took at least this many milliseconds")
 
     def constants(self) -> dict[str, Any]:
         return {**super().constants(), "answered_only": 1}

@@ -67,7 +67,7 @@ show -)."""
     fields = flatten(cells)
 
     def constants(self) -> dict[str, Any]:
-        return {**super().constants(), "with_stack": int(bool(self.args.stack))}
+        return {**super().constants(), "with_stack": int(bool(self.config.stack))}
 
     def columns(self) -> list[Column]:
         width = 46 if self.wide else 21
@@ -81,13 +81,13 @@ show -)."""
             Column("FLAGS", "flags", 11),
             Column("REASON", "reason"),
         ]
-        if self.args.csv:
+        if self.csv:
             columns = [Column("PID", "pid"), Column("COMM", "comm"), Column("SADDR", "laddr"),
                        Column("SPORT", "lport"), Column("DADDR", "raddr"), Column("DPORT", "rport"),
                        Column("STATE", "state"), Column("FLAGS", "flags"), Column("REASON", "reason")]
-        if self.args.stack and self.args.csv:
+        if self.config.stack and self.csv:
             columns.append(Column("STACK", "stack"))  # frames joined by " <- ", as in JSON
-        elif self.args.stack:
+        elif self.config.stack:
             columns.append(Column("", "stack", text=lambda stack: "\n\t" + stack.replace(" <- ", "\n\t")))
         return columns
 
@@ -97,7 +97,7 @@ show -)."""
         state_of, stack_of = render.convert("state"), render.convert("stack")
         states = {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
         reasons = read_format("skb:kfree_skb").symbols.get("reason", {})
-        symbols = KernelSymbols() if self.args.stack else None
+        symbols = KernelSymbols() if self.config.stack else None
 
         def stack(raw: bytes, size: int) -> str | None:
             if symbols is None or size <= 0:

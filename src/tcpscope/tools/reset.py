@@ -63,7 +63,7 @@ tcpscope says so at start."""
     fields = flatten(cells)
 
     def columns(self) -> list[Column]:
-        if self.args.csv:
+        if self.csv:
             return (owner_columns(True) + address_columns(True)
                     + [Column("DIR", "direction"), Column("STATE", "state"), Column("REASON", "reason")])
         width = 46 if self.wide else 21

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..ebpf.kernel import tracepoint_field
-from ..ebpf.object import BpfObject
 from ..output import Column, Field, Renderer, flatten
 from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,
     endpoint,
+    flow_fields,
     identity_cells,
     identity_decoders,
     owner_columns,
@@ -70,8 +69,8 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         return {v: k.removeprefix("TCP_") for k, v in self.spec.btf.enum("tcp_state").items()}
 
     def columns(self) -> list[Column]:
-        sequence = [Column("SEQ", "seq")] if self.args.sequence else []
-        if self.args.csv:
+        sequence = [Column("SEQ", "seq")] if self.config.sequence else []
+        if self.csv:
             return (owner_columns(True) + address_columns(True)
                     + [Column("TYPE", "type"), Column("STATE", "state")] + sequence)
         width = 46 if self.wide else 20
@@ -96,27 +95,33 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
 
         return row
 
-    def count_report(self, obj: BpfObject) -> str:
-        """The per-flow counts, most first."""
+    count_map = ("flow_key", "flow_count")
+    count_cells = (
+        *flow_fields(),
+        Field("retransmits", "number", "retransmits sent"),
+        Field("failed", "number", "retransmits that failed to go out (6.17+)"),
+    )
+
+    def count_columns(self) -> list[Column]:
+        if self.csv:
+            return [Column(f.name.upper() if f.name != "family" else "IP", f.name) for f in self.count_cells]
+        return [
+            Column("LADDR:LPORT", "laddr", 25, text=endpoint, more=("lport",)),
+            Column("<->", "", 3, table_only=True),
+            Column("RADDR:RPORT", "raddr", 25, text=endpoint, more=("rport",)),
+            Column("RETRANSMITS", "retransmits", 11, right=True),
+            Column("FAILED", "failed", 6, right=True),
+        ]
+
+    def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
+        """The per-flow counts (map keys and values), most first."""
         sock = identity_decoders(self.spec)["sock"]
         flows = []
-        for key, value in obj.map_items("counts", "flow_key", "flow_count"):
+        for key, value in items:
             family, laddr, raddr, netns = sock(key.sock)
-            flows.append((value.sent + value.failed, family, laddr, key.lport, raddr, key.rport, netns,
-                          value.sent, value.failed))
-        flows.sort(key=lambda f: (-f[0], f[2], f[3]))
-        if self.args.json:
-            keys = ("family", "laddr", "lport", "raddr", "rport", "netns", "retransmits", "failed")
-            return "".join(json.dumps(dict(zip(keys, f[1:]))) + "\n" for f in flows)
-        if self.args.csv:
-            lines = ["IP,LADDR,LPORT,RADDR,RPORT,NETNS,RETRANSMITS,FAILED"]
-            lines += [",".join(str(v) for v in f[1:]) for f in flows]
-            return "\n".join(lines) + "\n"
-        lines = [f"{'LADDR:LPORT':<25} {'RADDR:RPORT':<29} {'RETRANSMITS':>11} {'FAILED':>6}"]
-        for _total, _family, laddr, lport, raddr, rport, _netns, sent, failed in flows:
-            lines.append(f"{endpoint(laddr, lport):<25} <-> {endpoint(raddr, rport):<25} {sent:>11} "
-                         f"{failed:>6}")
-        return "\n".join(lines) + "\n"
+            flows.append((family, laddr, key.lport, raddr, key.rport, netns, value.sent, value.failed))
+        flows.sort(key=lambda f: (-(f[6] + f[7]), f[1], f[2]))
+        return flows
 
     def exit_notes(self, counters: Any) -> list[str]:
         if counters.map_full:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..ebpf.object import BpfObject
 from ..output import Column, Field, Renderer, flatten
 from .common import (
     SOCKET_OPTIONS,
@@ -57,7 +55,7 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
 
     def columns(self) -> list[Column]:
         wide = self.wide
-        if self.args.csv:
+        if self.csv:
             queue = [Column("BACKLOG", "backlog"), Column("MAX_BACKLOG", "max_backlog")]
         else:
             queue = [Column("BL", "backlog", 9, text=lambda n, limit: f"{n}/{limit}", more=("max_backlog",))]
@@ -74,23 +72,31 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
 
         return row
 
-    def count_report(self, obj: BpfObject) -> str:
-        """SYN-ACK retransmits per listener, most first."""
+    count_map = ("listener_key", "counter")
+    count_cells = (
+        Field("retransmits", "number", "SYN-ACK retransmits"),
+        Field("family", "number", "4 or 6"),
+        Field("laddr", "word", "the listener's address"),
+        Field("lport", "number", "the listener's port"),
+        Field("netns", "number", "inode number of the listener's network namespace"),
+    )
+
+    def count_columns(self) -> list[Column]:
+        if self.csv:
+            return [Column("IP", "family"), Column("LADDR", "laddr"), Column("LPORT", "lport"),
+                    Column("NETNS", "netns"), Column("RETRANSMITS", "retransmits")]
+        return [Column("LISTENER", "laddr", 47, text=endpoint, more=("lport",)),
+                Column("SYNACK_RETRANSMITS", "retransmits", 18, right=True)]
+
+    def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
+        """SYN-ACK retransmits per listener (map keys and values), most first."""
         sock = identity_decoders(self.spec)["sock"]
         listeners = []
-        for key, count in obj.map_items("counts", "listener_key", "counter"):
+        for key, count in items:
             family, laddr, _raddr, netns = sock(key.sock)
             listeners.append((count.value, family, laddr, key.lport, netns))
         listeners.sort(key=lambda x: (-x[0], x[2], x[3]))
-        if self.args.json:
-            keys = ("retransmits", "family", "laddr", "lport", "netns")
-            return "".join(json.dumps(dict(zip(keys, listener))) + "\n" for listener in listeners)
-        if self.args.csv:
-            return "IP,LADDR,LPORT,NETNS,RETRANSMITS\n" + "".join(
-                f"{f},{a},{p},{ns},{n}\n" for n, f, a, p, ns in listeners)
-        lines = [f"{'LISTENER':<47} {'SYNACK_RETRANSMITS':>18}"]
-        lines += [f"{endpoint(a, p):<47} {n:>18}" for n, _f, a, p, _ns in listeners]
-        return "\n".join(lines) + "\n"
+        return listeners
 
     def exit_notes(self, counters: Any) -> list[str]:
         if counters.map_full:

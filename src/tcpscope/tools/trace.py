@@ -7,17 +7,15 @@ then a copy of the record into a ring buffer. No compiler, no kernel headers.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import json
 import re
 import socket
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
+from ..config import Config
 from ..ebpf.asm import JUMPS, R0, R1, R2, R3, R4, R6, R7, R10, SIGNED_JUMPS, USER_STACK, Asm
 from ..ebpf.libbpf import libbpf
 from ..ebpf.object import RawMap, RawTracepointProgram
@@ -25,10 +23,12 @@ from ..ebpf.ringbuf import RingBuffer
 from ..ebpf.symbols import KernelSymbols, user_location
 from ..ebpf.tracefs import EventFormat, FieldFormat, read_format
 from ..errors import UsageError
-from ..output import Writer, printable
-from ..tool import POLL_SECONDS, StopSignals, require_privileges
+from ..options import Option
+from ..output import Column, Renderer, printable
+from ..output import Field as Cell
+from ..tool import Source, Tool, require_privileges
 
-__all__ = ["SUMMARY", "DESCRIPTION", "Probe", "parse_probe", "parse_filter", "compile_program", "run"]
+__all__ = ["Trace", "Probe", "parse_probe", "parse_filter", "compile_program", "message"]
 
 EXAMPLES = """\
   tcpscope trace 't:sock:inet_sock_set_state'          # every field of every state change
@@ -649,120 +649,150 @@ def message(probe: Probe, record: bytes, strings: dict[str, str] | None = None) 
 
 # --- the command --------------------------------------------------------------------------------
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("probes", nargs="+", metavar="PROBE",
-                        help='t:CATEGORY:EVENT [(FILTER)] ["FORMAT", args->FIELD...]')
+class Trace(Tool):
+    """Any tracepoint, through programs assembled at run time (see compile_program)."""
 
+    name = "trace"
+    summary = SUMMARY
+    description = DESCRIPTION
+    examples = EXAMPLES
+    options = ("pid", "tid", "time", "timestamp", "cpu", "json", "kernel_stack", "user_stack", "max_events",
+               "duration", "ring_mb", "verbose")
+    arguments = (Option((), "probes", 't:CATEGORY:EVENT [(FILTER)] ["FORMAT", args->FIELD...]',
+                        metavar="PROBE", nargs="+"),)
+    option_help = {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
+                   "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
+                   "verbose": "show libbpf's log"}
+    cells = fields = (
+        Cell("time", "number", "UNIX time of the event, in seconds", decimals=6),
+        Cell("cpu", "number", "the CPU it happened on"),
+        Cell("pid", "number", "process ID of the task on-CPU"),
+        Cell("tid", "number", "thread ID of the task on-CPU"),
+        Cell("comm", "text", "command name of the task on-CPU"),
+        Cell("probe", "word", "CATEGORY:EVENT"),
+        Cell("fields", "json", "every field of the tracepoint (not the common_ ones), by name"),
+        Cell("message", "text", "the probe's format filled in, or every field as NAME=VALUE"),
+        Cell("kernel_stack", "json", "with -K: the kernel stack, innermost first"),
+        Cell("user_stack", "json", "with -U: the user stack, innermost first"),
+    )
 
+    def __init__(self, config: Config, clock_offset_ns: int | None = None) -> None:
+        super().__init__(config, clock_offset_ns)
+        if not config.probes:
+            raise UsageError("trace needs at least one probe, e.g. 't:tcp:tcp_retransmit_skb'")
+        self.probes = [parse_probe(text) for text in config.probes]
+        self.tracing = f"{len(self.probes)} tracepoint{'s' if len(self.probes) > 1 else ''}"
+        unasked = {name for name, asked in (("kernel_stack", config.kernel_stack),
+                                            ("user_stack", config.user_stack)) if not asked}
+        self.cells = self.fields = tuple(c for c in Trace.cells if c.name not in unasked)
 
-def run(args: argparse.Namespace, out: Writer, err: IO[str]) -> int:
-    require_privileges()
-    probes = [parse_probe(text) for text in args.probes]
-    ring_bytes = args.ring_mb << 20 if args.ring_mb else RING_BYTES
-    ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, ring_bytes)
-    lost = RawMap(RawMap.ARRAY, "trace_lost", 4, 8, 1)
-    programs: list[RawTracepointProgram] = []
-    reader = None
-    try:
-        for index, probe in enumerate(probes):
-            code = compile_program(probe, index, ring.fd, lost.fd, args.pid, args.tid, args.kernel_stack,
-                                   args.user_stack)
-            programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id, code))
-        reader = RingBuffer(ring.fd, ring_bytes)
-        with StopSignals() as stop:
-            try:
-                _print_events(args, probes, reader, stop, out, err)
-            except BrokenPipeError:
-                pass  # the reader went away (e.g. '| head'): stop quietly
-    finally:
-        for program in programs:
-            program.close()
-        if reader is not None:
-            reader.close()
-        count = _lost(lost.fd)
-        ring.close()
-        lost.close()
-    if count:
-        print(f"WARNING: {count} events were lost: no room in the ring buffer", file=err)
-    return 0
+    def start(self) -> Source:
+        require_privileges()
+        return TraceEvents(self)
 
+    def columns(self) -> list[Column]:
+        func_width = max(16, *(len(p.event.name.split(":")[1]) for p in self.probes))
+        stacks = tuple(f.name for f in self.fields[8:])
+        columns = [Column("CPU", "cpu", 3)] if self.config.output.cpu else []
+        return columns + [
+            Column("PID", "pid", 7),
+            Column("TID", "tid", 7),
+            Column("COMM", "comm", 15, truncate=True, text=printable),
+            Column("FUNC", "probe", func_width, text=lambda probe: probe.split(":")[1]),
+            Column("-", "message", text=_message_with_stacks(stacks), more=stacks),
+        ]
 
-def _lost(fd: int) -> int:
-    key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
-    libbpf().bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value))
-    return value.value
+    def row_maker(self, render: Renderer) -> Callable[[Any], tuple[Any, ...]]:
+        offset = self.clock_offset_ns
+        probes = self.probes
+        layouts = [p.layout(self.config.kernel_stack, self.config.user_stack) for p in probes]
+        kernel_symbols = KernelSymbols() if self.config.kernel_stack else None
+        user_stack = self.config.user_stack
+        comm_of, fields_of, message_of, kernel_of, user_of = map(
+            render.convert, ("comm", "fields", "message", "kernel_stack", "user_stack"))
 
-
-def _print_events(args: argparse.Namespace, probes: list[Probe], reader: RingBuffer, stop: StopSignals,
-                  out: Writer, err: IO[str]) -> None:
-    offset = time.time_ns() - time.monotonic_ns()
-    start = time.monotonic_ns()
-    print(f"Tracing {len(probes)} tracepoint{'s' if len(probes) > 1 else ''}. Ctrl-C to end.", file=err,
-          flush=True)
-    layouts = [p.layout(args.kernel_stack, args.user_stack) for p in probes]
-    kernel_symbols = KernelSymbols() if args.kernel_stack else None
-    func_width = max(16, *(len(p.event.name.split(":")[1]) for p in probes))
-    if not args.json:
-        prefix = "TIME      " if args.timestamp or args.time else ""
-        cpu = "CPU " if args.cpu else ""
-        out.write(f"{prefix}{cpu}{'PID':<7} {'TID':<7} {'COMM':<15} {'FUNC':<{func_width}} -\n")
-    deadline = time.monotonic() + args.duration if args.duration else float("inf")
-    printed = 0
-    while True:
-        remaining = deadline - time.monotonic()
-        last = stop.requested or remaining <= 0 or out.reader_gone()
-        if not last:
-            reader.wait(min(POLL_SECONDS, remaining))
-        lines = []
-        for record in reader.drain_raw():
+        def row(record: bytes) -> tuple[Any, ...]:
             ts, pid_tgid, comm, index, cpu, kernel_bytes, user_bytes = HEADER.unpack_from(record)
             probe = probes[index]
             _size, string_offsets, kernel_at, user_at = layouts[index]
             body = record[HEADER.size:]
             strings = {f.name: _c_text(record[at:at + STRING_BYTES])
                        for f, at in zip(probe.strings, string_offsets)}
-            text = message(probe, body, strings)
-            pid, tid = pid_tgid >> 32, pid_tgid & 0xFFFFFFFF
-            name = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
-            stacks = {}
+            pid = pid_tgid >> 32
+            fields = {f.name: _json_value(f, field_value(f, body), probe.event)
+                      for f in probe.event.fields if not f.common}
+            fields.update(strings)
+            stacks = []
             if kernel_symbols is not None:  # (on syscalls:*, 6.1 and 6.12 walk the user registers)
-                stacks["kernel_stack"] = [kernel_symbols(a) for a in _frames(record, kernel_at, kernel_bytes)
-                                          if a >= KERNEL_SPACE]
-            if args.user_stack:
-                stacks["user_stack"] = [user_location(pid, a) for a in _frames(record, user_at, user_bytes)]
-            event = probe.event.name.split(":")[1]
-            if args.json:
-                fields = {f.name: _json_value(f, field_value(f, body), probe.event)
-                          for f in probe.event.fields if not f.common}
-                fields.update(strings)
-                record_json = {"time": round((ts + offset) / 1e9, 6), "cpu": cpu, "pid": pid, "tid": tid,
-                               "comm": name, "probe": probe.event.name, "fields": fields, "message": text,
-                               **stacks}
-                lines.append(json.dumps(record_json) + "\n")
-            else:
-                stamp = ""
-                if args.time:
-                    stamp = time.strftime("%H:%M:%S", time.localtime((ts + offset) / 1e9)) + "  "
-                elif args.timestamp:
-                    stamp = f"{(ts - start) / 1e9:<9.6f} "
-                if args.cpu:
-                    stamp += f"{cpu:<3} "
-                lines.append(f"{stamp}{pid:<7} {tid:<7} {printable(name):<15.15} "
-                             f"{event:<{func_width}} {printable(text)}\n")
-                for kind, frames in stacks.items():
-                    if kind == "user_stack" and len(frames) < 2:
-                        frames = [*frames, "[the user stack ends here: the program may lack frame pointers]"]
-                    elif not frames:
-                        frames = ["[no kernel stack]"]
-                    lines.extend(f"        {frame}\n" for frame in frames)
-            printed += 1
-            if args.max_events and printed >= args.max_events:
-                last = True
-                break
-        if lines:
-            out.write("".join(lines))
-        if last:
-            return
+                stacks.append(kernel_of([kernel_symbols(a) for a in _frames(record, kernel_at, kernel_bytes)
+                                         if a >= KERNEL_SPACE]))
+            if user_stack:
+                stacks.append(user_of([user_location(pid, a) for a in _frames(record, user_at, user_bytes)]))
+            return ((ts + offset) / 1e9, cpu, pid, pid_tgid & 0xFFFFFFFF, comm_of(_c_text(comm)),
+                    probe.event.name, fields_of(fields), message_of(message(probe, body, strings)), *stacks)
+
+        return row
+
+
+def _message_with_stacks(kinds: tuple[str, ...]) -> Callable[..., str]:
+    """The table's last column: the message, then a line per frame of each stack asked for."""
+
+    def text(message: str, *stacks: list[str]) -> str:
+        lines = [printable(message)]
+        for kind, frames in zip(kinds, stacks):
+            if kind == "user_stack" and len(frames) < 2:
+                frames = [*frames, "[the user stack ends here: the program may lack frame pointers]"]
+            elif not frames:
+                frames = ["[no kernel stack]"]
+            lines.extend(f"        {printable(frame)}" for frame in frames)
+        return "\n".join(lines)
+
+    return text
+
+
+class TraceEvents(Source):
+    """The probes' programs, attached, and the ring buffer they share."""
+
+    def __init__(self, tool: Trace) -> None:
+        config = tool.config
+        ring_bytes = config.ring_mb << 20 if config.ring_mb else RING_BYTES
+        self._ring = RawMap(RawMap.RINGBUF, "trace_events", 0, 0, ring_bytes)
+        self._lost = RawMap(RawMap.ARRAY, "trace_lost", 4, 8, 1)
+        self._programs: list[RawTracepointProgram] = []
+        self._reader: RingBuffer | None = None
+        try:
+            for index, probe in enumerate(tool.probes):
+                code = compile_program(probe, index, self._ring.fd, self._lost.fd, config.filters.pid,
+                                       config.filters.tid, config.kernel_stack, config.user_stack)
+                self._programs.append(RawTracepointProgram(probe.event.name.split(":")[1], probe.event.id,
+                                                           code))
+            self._reader = RingBuffer(self._ring.fd, ring_bytes)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, timeout: float) -> None:
+        assert self._reader is not None
+        self._reader.wait(timeout)
+
+    def drain(self) -> list[Any]:
+        assert self._reader is not None
+        return self._reader.drain_raw()
+
+    def lost(self) -> int:
+        key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
+        libbpf().bpf_map_lookup_elem(self._lost.fd, ctypes.byref(key), ctypes.byref(value))
+        return value.value
+
+    def close(self) -> list[str]:
+        for program in self._programs:
+            program.close()
+        if self._reader is not None:
+            self._reader.close()
+        count = self.lost()
+        self._ring.close()
+        self._lost.close()
+        return [f"WARNING: {count} events were lost: no room in the ring buffer"] if count else []
 
 
 def _c_text(raw: bytes) -> str:

@@ -1,0 +1,75 @@
+"""What a tool is asked to do, as small frozen dataclasses: built by the
+command line and by the library alike (options.make_config), so that tools
+never see argparse and a value is checked the same way wherever it comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from .errors import UsageError
+
+__all__ = ["Filters", "Output", "Config", "FORMATS"]
+
+Format = Literal["table", "csv", "json"]
+FORMATS: tuple[Format, ...] = ("table", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which events to keep, decided in the kernel."""
+
+    pid: int | None = None  # the socket's owner (trace: the task on-CPU)
+    tid: int | None = None  # trace: the thread on-CPU
+    local_ports: frozenset[int] = frozenset()
+    remote_ports: frozenset[int] = frozenset()
+    family: Literal[4, 6] | None = None
+    netns: int | None = None  # the namespace's inode number
+
+
+@dataclass(frozen=True)
+class Output:
+    """How the command line shows events (the library hands out dicts instead)."""
+
+    format: Format = "table"
+    time: bool = False  # a TIME column (wall clock)
+    timestamp: bool = False  # a TIME(s) column (seconds since tracing began)
+    wide: bool = False
+    cpu: bool = False
+    verbose: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run of one tool."""
+
+    filters: Filters = field(default_factory=Filters)
+    output: Output = field(default_factory=Output)
+    duration: float | None = None  # seconds; None: until stopped
+    max_events: int | None = None
+    ring_mb: int | None = None  # None: the tool's default
+    count: bool = False  # count in the kernel instead of reporting events
+    owners: bool = True  # follow sockets' owners (--no-owner: False)
+    sequence: bool = False
+    stack: bool = False
+    kernel_stack: bool = False
+    user_stack: bool = False
+    min_ms: float = 0.0
+    probes: tuple[str, ...] = ()  # trace: what to trace
+    patterns: tuple[str, ...] = ()  # tplist: which tracepoints
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Config:
+        """From flat option values (each already checked, see options.py), by name."""
+        parts: dict[str, dict[str, Any]] = {"filters": {}, "output": {}, "": {}}
+        for part, names in (("filters", _FILTERS), ("output", _OUTPUT)):
+            parts[part] = {k: v for k, v in values.items() if k in names}
+        rest = {k: v for k, v in values.items() if k not in _FILTERS and k not in _OUTPUT}
+        config = cls(filters=Filters(**parts["filters"]), output=Output(**parts["output"]), **rest)
+        if config.filters.pid is not None and not config.owners:
+            raise UsageError("a PID filter needs sockets' owners: drop --no-owner (owners=False)")
+        return config
+
+
+_FILTERS = frozenset(f.name for f in fields(Filters))
+_OUTPUT = frozenset(f.name for f in fields(Output))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
@@ -74,3 +76,46 @@ def test_recorded_life_sessions_are_what_the_workload_did() -> None:
     pairs = sorted((r["family"], r["tx_bytes"], r["rx_bytes"]) for r in named)
     assert pairs == [(4, 0, 0), (4, 100, 3000), (4, 3000, 100), (6, 100, 3000), (6, 3000, 100)]
     assert {r["raddr"] for r in named} == {"127.0.0.1", "::1"}
+
+
+def _sock(spec: Any, local: str, remote: str, netns: int = 4026531840) -> bytes:
+    family = socket.AF_INET6 if ":" in local else socket.AF_INET
+    packed = [socket.inet_pton(family, a).ljust(16, b"\0") for a in (local, remote)]
+    return bytes(spec.layout("sock_id").codec.pack(*packed, netns, family))
+
+
+# What the kernel's "counts" map could hold: (key, value) per tool, as the map's structs.
+COUNTED = {
+    "connect": lambda s: [
+        (NS(sock=_sock(s, "10.0.0.1", "10.0.0.2"), rport=443), NS(established=3, failed=1)),
+        (NS(sock=_sock(s, "::1", "::1"), rport=80), NS(established=0, failed=7)),
+        (NS(sock=_sock(s, "10.0.0.1", "10.0.0.3"), rport=443), NS(established=4, failed=0)),
+    ],
+    "retrans": lambda s: [
+        (NS(sock=_sock(s, "10.0.0.1", "10.0.0.2"), lport=40000, rport=443), NS(sent=2, failed=0)),
+        (NS(sock=_sock(s, "fd00::1", "fd00::2"), lport=8080, rport=51234), NS(sent=9, failed=1)),
+    ],
+    "synack": lambda s: [
+        (NS(sock=_sock(s, "0.0.0.0", "10.0.0.9"), lport=80), NS(value=5)),
+        (NS(sock=_sock(s, "::", "fd00::9"), lport=443), NS(value=12)),
+    ],
+}
+COUNT_CASES = {"table": [], "csv": ["-s"], "json": ["-j"]}
+
+
+@pytest.mark.parametrize("case", COUNT_CASES)
+@pytest.mark.parametrize("tool", COUNTED)
+def test_count_report_golden(tool: str, case: str) -> None:
+    cls = OBJECT_TOOLS[tool]
+    t = cls(make_config(vars(build_parser().parse_args([tool, "-c", *COUNT_CASES[case]]))))
+    rows = t.counted(COUNTED[tool](t.spec))
+    renderer = t.renderer(counts=True)
+    got = (renderer.header() or "") + "".join(map(renderer.line, rows))
+    path = FIXTURES / "golden" / f"{tool}.counts.{case}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(got)
+    assert got == path.read_text()
+    # The library's counts() rows: the values -c -j prints.
+    if case == "json":
+        as_dicts = t.dict_renderer(counts=True)
+        assert [as_dicts.line(row) for row in rows] == [json.loads(line) for line in got.splitlines()]

@@ -172,7 +172,7 @@ def library_values(tool: str, options: Iterable[Option], given: Mapping[str, Any
 
 def _as_text(value: Any) -> str:
     if isinstance(value, (str, os.PathLike)):
-        return os.fspath(value)  # type: ignore[return-value]
+        return os.fspath(value)
     if isinstance(value, Iterable):
         return ",".join(str(v) for v in value)
     return str(value)

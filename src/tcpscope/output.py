@@ -15,6 +15,7 @@ second, so formats are built once and the JSON line is one %-template.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import select
@@ -239,7 +240,8 @@ def _null_or(spec: str) -> Callable[[Any], str]:
 def _json_members(fields: Sequence[Field], quote: Cache) -> tuple[str, dict[int, Callable[[Any], Any]]]:
     """A %-template of JSON members for fields, and the converters that the
     values at some positions need first (null, escaping)."""
-    parts, converters = [], {}
+    parts: list[str] = []
+    converters: dict[int, Callable[[Any], Any]] = {}
     for i, f in enumerate(fields):
         if f.kind == "json":
             parts.append(f'"{f.name}": %s')
@@ -276,7 +278,7 @@ class JsonRenderer(Renderer):
                     self._converters[cell.name] = converters[0]
         self._template = "{" + ", ".join(parts) + "}\n"
         # line(row) is the template's own %: no Python frame per event.
-        self.line = self._template.__mod__  # type: ignore[method-assign]
+        self.line = self._template.__mod__  # type: ignore[method-assign,assignment]
 
     @staticmethod
     def _fragment(group: Group, decode: Callable[[bytes], tuple[Any, ...]], quote: Cache
@@ -297,19 +299,21 @@ class JsonRenderer(Renderer):
 
 class DictRenderer(_Columns):
     """The library's events: a dict per row, with the values that JSON shows
-    (a float rounded to the decimals JSON prints it with)."""
+    (a float rounded to the decimals JSON prints it with, a hex number as its text)."""
 
     def __init__(self, cells: Sequence[Cell], decoders: Decoders) -> None:
         super().__init__(cells, decoders)
         fields = flatten(cells)
         self._names = [f.name for f in fields]
-        self._rounded = [(i, f.decimals) for i, f in enumerate(fields) if f.decimals is not None]
+        self._shown: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, functools.partial(round, ndigits=f.decimals) if f.decimals is not None else "%x".__mod__)
+            for i, f in enumerate(fields) if f.decimals is not None or f.kind == "hex"]
 
     def line(self, row: tuple[Any, ...]) -> dict[str, Any]:  # type: ignore[override]
         values = self.flat(row)
-        for i, decimals in self._rounded:
+        for i, show in self._shown:
             if values[i] is not None:
-                values[i] = round(values[i], decimals)
+                values[i] = show(values[i])
         return dict(zip(self._names, values))
 
 

@@ -8,6 +8,7 @@ table, CSV or JSON lines; the library as dicts (tcpscope.open, tcpscope.trace).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,6 +40,8 @@ class Tracer:
         self.warnings: list[str] = []  # what the user should know at the end (filled by close())
         self._source: Source | None = tool.start()
         self._lost = 0
+        self._dicts = tool.dict_renderer()
+        self._pending: deque[tuple[Any, ...]] = deque()  # rows taken from the kernel, not yet handed out
 
     def __enter__(self) -> Tracer:
         return self
@@ -114,11 +117,13 @@ class Tracer:
         seconds, or (neither given) until the caller stops. Call it again to go on."""
         if self.tool.counting:
             raise UsageError(f"this {self.tool.name} tracer counts: read counts() instead of events()")
-        render = self.tool.dict_renderer()
-        line = render.line
-        for rows in self.rows(render, duration, timeout):
-            for row in rows:
-                yield line(row)
+        line, pending = self._dicts.line, self._pending
+        while pending:  # what a caller that stopped early left
+            yield line(pending.popleft())
+        for rows in self.rows(self._dicts, duration, timeout):
+            pending.extend(rows)
+            while pending:
+                yield line(pending.popleft())
 
     def counts(self) -> list[dict[str, Any]]:
         """A counting tracer's counts so far (the rows that -c -j prints), most first."""

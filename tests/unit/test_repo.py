@@ -1,4 +1,5 @@
-"""The repository's own checks: committed BPF objects are fresh, code is ruff clean."""
+"""The repository's own checks: committed BPF objects are fresh, code is ruff clean, the package
+type-checks under mypy --strict."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def test_bpf_objects_match_their_sources() -> None:
 
 
 def test_ruff_clean() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests", "bench"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests", "bench", "examples"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_strict() -> None:
+    # The whole package and the examples (settings in pyproject.toml).
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -41,9 +41,12 @@ def read_elf(data: bytes) -> Elf:
     headers = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     names_off, names_size = headers[shstrndx][4], headers[shstrndx][5]
     names = data[names_off:names_off + names_size]
-    cstr = lambda table, off: table[off:table.index(b"\0", off)].decode()  # noqa: E731
+
+    def cstr(table: bytes, off: int) -> str:
+        return table[off:table.index(b"\0", off)].decode()
+
     section_names = [cstr(names, h[0]) for h in headers]
-    sections = {}
+    sections: dict[str, bytes] = {}
     symbols: dict[str, tuple[str, int, int]] = {}
     for name, (_n, sh_type, _f, _a, offset, size, link, *_rest) in zip(section_names, headers):
         sections[name] = b"" if sh_type == 8 else data[offset:offset + size]  # 8: NOBITS

@@ -120,7 +120,8 @@ class BpfObject:
         require_btf()
 
     def _maps(self) -> dict[str, int]:
-        maps, m = {}, None
+        maps: dict[str, int] = {}
+        m = None
         while True:
             m = self._lib.bpf_object__next_map(self._obj, m)
             if not m:
@@ -250,8 +251,8 @@ class BpfObject:
 
 def _verifier_summary(lines: Any) -> str:
     """The most telling line of libbpf's log after a failed load."""
-    for line in reversed(list(lines)):
-        line = line.strip()
+    for raw in reversed(list(lines)):
+        line = str(raw).strip()
         if line and not line.startswith(("libbpf:", "--", "processed", "-- END")):
             return line
     return ""

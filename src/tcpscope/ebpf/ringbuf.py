@@ -77,7 +77,7 @@ class RingBuffer:
         data, page, mask = self._data, self._page, self._mask
         cons = _U64.unpack_from(self._consumer, 0)[0]
         prod = _U64.unpack_from(data, 0)[0]
-        out = []
+        out: list[bytes] = []
         while cons < prod and len(out) < limit:
             pos = page + (cons & mask)
             length = _U32.unpack_from(data, pos)[0]

@@ -9,6 +9,7 @@ import ctypes.util
 import fnmatch
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import MissingFeature, NotPermitted
@@ -24,7 +25,7 @@ _root: str | None = None
 
 def _mount_tracefs(target: str) -> bool:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.mount(b"tracefs", target.encode(), b"tracefs", 0, None) == 0
+    return bool(libc.mount(b"tracefs", target.encode(), b"tracefs", 0, None) == 0)
 
 
 def tracefs_root() -> str:
@@ -62,7 +63,7 @@ def find_event(event: str) -> str | None:
     return None
 
 
-def list_events(patterns: list[str] | None = None) -> list[str]:
+def list_events(patterns: Sequence[str] | None = None) -> list[str]:
     """CATEGORY:EVENT names of the kernel's tracepoints matching any glob."""
     events = os.path.join(tracefs_root(), "events")
     names = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, ClassVar
 
 from ..net import parse_milliseconds
 from ..options import Option
@@ -39,7 +39,7 @@ established, refused (a RST answered), timed out, aborted (closed by the
 program before an answer) or failed; JSON "error" has the socket's error by
 name. -c counts per source, destination and port in the kernel and prints the
 counts at exit; --min-ms shows only connects that took at least that long."""
-    options = (*SOCKET_OPTIONS, "count", "min_ms")
+    options: ClassVar[tuple[str, ...]] = (*SOCKET_OPTIONS, "count", "min_ms")
     examples = """\
   tcpscope connect                   # every connect() with its latency and outcome
   tcpscope connect --min-ms 100      # only slow ones

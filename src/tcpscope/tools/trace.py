@@ -363,7 +363,8 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
         end = _closing(rest, pos)
         node = parse_filter(rest[pos + 1:end], event)
         pos = end + 1
-    c_format, args = None, ()
+    c_format: str | None = None
+    args: tuple[FieldFormat, ...] = ()
     tail = rest[pos:].strip()
     if tail.startswith('"'):
         c_format, after = _c_string(tail, 0)
@@ -371,10 +372,10 @@ def parse_probe(text: str, formats: Callable[[str], EventFormat] = read_format) 
         names = [a.strip() for a in tail.split(",")[1:]] if tail.startswith(",") else []
         if tail and not tail.startswith(","):
             raise UsageError(f"unexpected {tail!r} after the format in {text!r}")
-        for name in names:
-            if not re.fullmatch(r"args->\w+", name):
-                raise UsageError(f"argument {name!r} in {text!r} is not args->FIELD")
-        args = tuple(_field(event, name[6:], text) for name in names)
+        for argument in names:
+            if not re.fullmatch(r"args->\w+", argument):
+                raise UsageError(f"argument {argument!r} in {text!r} is not args->FIELD")
+        args = tuple(_field(event, argument[6:], text) for argument in names)
     elif tail:
         raise UsageError(f"unexpected {tail!r} in {text!r}: a format is a quoted string")
     python, conversions = _python_format(c_format, text, len(args)) if c_format is not None else (None, ())
@@ -663,7 +664,7 @@ class Trace(Tool):
     option_help = {"pid": "only events of this process ID (the task on-CPU when the tracepoint fires)",
                    "json": "JSON lines: time, pid, tid, comm, probe, every field, and the formatted message",
                    "verbose": "show libbpf's log"}
-    cells = fields = (
+    cells: tuple[Cell, ...] = (
         Cell("time", "number", "UNIX time of the event, in seconds", decimals=6),
         Cell("cpu", "number", "the CPU it happened on"),
         Cell("pid", "number", "process ID of the task on-CPU"),
@@ -675,6 +676,7 @@ class Trace(Tool):
         Cell("kernel_stack", "json", "with -K: the kernel stack, innermost first"),
         Cell("user_stack", "json", "with -U: the user stack, innermost first"),
     )
+    fields = cells
 
     def __init__(self, config: Config, clock_offset_ns: int | None = None) -> None:
         super().__init__(config, clock_offset_ns)

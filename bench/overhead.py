@@ -66,6 +66,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "baseline again (control)": None,
         "tcpscope life": [*tcpscope, "life", "-j"],
         "tcpscope states": [*tcpscope, "states", "-j"],
+        "tcpscope states (library)": [sys.executable, str(HERE / "library_states.py")],
         "tcpscope retrans": [*tcpscope, "retrans", "-j"],
         "tcpscope synack": [*tcpscope, "synack", "-j"],
         "tcpscope connect": [*tcpscope, "connect", "-j"],
@@ -115,6 +116,13 @@ class Attached:
         self.out.close()
         self.err.seek(0)
         return peak_kib, self.err.read()
+
+
+def handed_over(mode: str, out: Path) -> int:
+    """The events a tcpscope mode handed over in a run: JSON lines written, or the
+    library's count (its only line)."""
+    text = out.read_text()
+    return int(text) if mode.endswith("(library)") else text.count("\n")
 
 
 def bpf_programs() -> dict[int, tuple[int, int]]:
@@ -176,7 +184,8 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
-    modes = ["baseline", "baseline again (control)", "tcpscope life", "tcpscope states", "tcpscope retrans",
+    modes = ["baseline", "baseline again (control)", "tcpscope life", "tcpscope states",
+             "tcpscope states (library)", "tcpscope retrans",
              "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
              "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
@@ -199,6 +208,7 @@ def main() -> None:
     busiest: list[float] = []  # µs the busiest CPU spent per connection, in baseline runs
     rss: dict[str, int] = {}
     lost: dict[str, int] = {}
+    events: dict[str, list[int]] = {m: [] for m in modes}  # events handed over, per run
     traced = modes[1:]
     try:
         time.sleep(0.5)
@@ -221,6 +231,7 @@ def main() -> None:
                         rss[m] = max(rss.get(m, 0), peak)
                         found = re.search(r"(\d+) events were lost", err)
                         lost[m] = lost.get(m, 0) + (int(found[1]) if found else 0)
+                        events[m].append(handed_over(m, work / "out"))
                 ratios[mode].append(pair[mode] / pair["baseline"])
                 print(f"round {r + 1} {mode:32s} {pair[mode]:9.0f} req/s, ratio {ratios[mode][-1]:.3f}",
                       file=sys.stderr)
@@ -235,17 +246,18 @@ def main() -> None:
     print(f"\n{a.rounds} rounds of ab -n {a.requests} -c {a.concurrency}, nginx on loopback, "
           f"{os.cpu_count()} CPUs; baseline median {base:.0f} connections/s\n")
     print("| mode | median conn/s | median ratio to its baseline | middle half of ratios | exec to attached "
-          "| peak RSS | lost events |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    print(f"| baseline (nothing attached) | {base:.0f} | 1.00 | | | | |")
+          "| peak RSS | lost events | events per connection |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| baseline (nothing attached) | {base:.0f} | 1.00 | | | | | |")
     for mode in traced:
         q = statistics.quantiles(ratios[mode], n=4) if len(ratios[mode]) > 1 else ratios[mode] * 3
         ours = mode.startswith("tcpscope")
         up = f"{statistics.median(startup[mode]):.3f} s" if startup[mode] and ours else ""
         mem = f"{rss[mode] / 1024:.0f} MiB" if mode in rss and ours else ""
         lo = str(lost.get(mode, "")) if ours else ""
+        per = f"{statistics.median(events[mode]) / a.requests:.3f}" if ours and events[mode] else ""
         print(f"| {mode} | {statistics.median(rates[mode]):.0f} | {statistics.median(ratios[mode]):.3f} "
-              f"| {q[0]:.3f}-{q[2]:.3f} | {up} | {mem} | {lo} |")
+              f"| {q[0]:.3f}-{q[2]:.3f} | {up} | {mem} | {lo} | {per} |")
     # What an untraced connection costs: all CPUs' time together (wall time x CPUs,
     # per connection) and the busiest CPU's busy time alone, which bounds the rate
     # where the work does not spread evenly.

@@ -17,6 +17,7 @@ command line, with its one-line messages. See docs/api.md.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -35,6 +36,9 @@ __all__ = ["__version__", "open", "trace", "Tracer", "TOOLS", "TcpscopeError", "
            "MissingFeature", "KernelRefused", "OutputFailed"]
 
 __version__ = "0.1.0"
+
+# A library says nothing unless its user configures logging (libbpf's log goes to "tcpscope.libbpf").
+logging.getLogger("tcpscope").addHandler(logging.NullHandler())
 
 # The tools' names, as open() takes them (tplist and trace included).
 TOOLS: tuple[str, ...] = ("life", "states", "connect", "connlat", "accept", "retrans", "synack", "reset",

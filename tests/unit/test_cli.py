@@ -88,3 +88,10 @@ def test_help_of_tplist_and_trace_ends_with_examples(command: str) -> None:
     examples = proc.stdout.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert proc.returncode == 0 and len(examples) >= 3
     assert all(e.startswith(f"  tcpscope {command}") for e in examples)
+
+
+def test_the_library_names_every_command() -> None:
+    import tcpscope
+    from tcpscope.tools import TOOLS
+
+    assert tcpscope.TOOLS == tuple(TOOLS)

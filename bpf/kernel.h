@@ -143,6 +143,7 @@ struct sk_buff {
 /* skb->cb as TCP uses it */
 struct tcp_skb_cb {
 	__u32 seq;
+	__u16 tcp_gso_segs;  /* tcp_skb_pcount(): in an anonymous union */
 } __attribute__((preserve_access_index));
 
 /* Present since 6.17, when tcp_retransmit_skb gained its err argument. */

@@ -24,7 +24,7 @@ int BPF_PROG(retrans_track, const struct sock *sk, const int oldstate, const int
 	return 0;
 }
 
-static __always_inline void count_flow(const struct sock_ident *id, int err)
+static __always_inline void count_flow(const struct sock_ident *id, int err, __u32 segs)
 {
 	struct flow_key key = { .sock = id->id, .lport = id->lport, .rport = id->rport };
 	struct flow_count zero = {}, *c;
@@ -32,10 +32,12 @@ static __always_inline void count_flow(const struct sock_ident *id, int err)
 	c = counter_for(&counts, &key, &zero);
 	if (!c)
 		return;
-	if (err)
+	if (err) {
 		__sync_fetch_and_add(&c->failed, 1);
-	else
+	} else {
 		__sync_fetch_and_add(&c->sent, 1);
+		__sync_fetch_and_add(&c->segments, segs);
+	}
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
@@ -45,6 +47,7 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	struct sock_info *info;
 	struct sock_ident id;
 	struct tcp_sock *tp;
+	__u32 segs;
 	int err = 0;
 
 	/* Since 6.17 the tracepoint also reports retransmits that failed. */
@@ -59,8 +62,11 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	info = sock_info_of(sk);
 	if (filter_pid && (!info || info->owner.pid != filter_pid))
 		return 0;
+	/* What the kernel adds to TcpRetransSegs: tcp_skb_pcount(), the segments
+	 * a TSO/GSO packet carries. */
+	segs = BPF_CORE_READ((struct tcp_skb_cb *)&skb->cb, tcp_gso_segs);
 	if (count_only) {
-		count_flow(&id, err);
+		count_flow(&id, err, segs);
 		return 0;
 	}
 	e = event_reserve(sizeof(*e));
@@ -70,6 +76,7 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	e->err = err;
 	e->state = sk->__sk_common.skc_state;
 	e->seq = BPF_CORE_READ((struct tcp_skb_cb *)&skb->cb, seq);
+	e->segs = segs;
 	event_ids(&e->owner, &e->cpu, &e->sock, &e->lport, &e->rport, info, &id);
 	event_submit(e);
 	return 0;

@@ -8,6 +8,7 @@ struct retrans_event {
 	__s32 err;    /* 0: sent; else the negative errno of a failed retransmit */
 	__s32 state;  /* the socket's TCP state */
 	__u32 seq;    /* the segment's first sequence number */
+	__u32 segs;   /* the segments it carried (more than 1 with TSO/GSO) */
 	struct owner_id owner;
 	struct task_id cpu;
 	struct sock_id sock;
@@ -25,6 +26,7 @@ struct flow_key {
 struct flow_count {
 	__u64 sent;
 	__u64 failed;
+	__u64 segments;  /* carried by the retransmits sent */
 };
 
 #endif

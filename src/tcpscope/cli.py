@@ -6,12 +6,14 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError
+from .errors import EXIT_INTERNAL, EXIT_USAGE, TcpscopeError, UsageError
 
 if TYPE_CHECKING:
+    from .options import Option
     from .output import Writer
     from .tool import Tool
 
@@ -42,7 +44,6 @@ def _epilog(examples: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .options import add_options
     from .tools import TOOLS
 
     parser = _Parser(
@@ -64,6 +65,60 @@ def build_parser() -> argparse.ArgumentParser:
         )
         add_options(sub, tool.options, tool.arguments, tool.option_help)
     return parser
+
+
+# Options that cannot be combined.
+EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
+
+
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str], arguments: Iterable[Option] = (),
+                helps: Mapping[str, str] | None = None) -> None:
+    """Add the registry's named options, then the tool's own arguments; helps replaces an
+    option's help where a tool gives it a more precise meaning (-v: what more it shows)."""
+    from .options import OPTIONS
+
+    names = list(names)
+    grouped: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for pair in EXCLUSIVE:
+        if all(n in names for n in pair):
+            group = parser.add_mutually_exclusive_group()
+            for n in pair:
+                grouped[n] = group
+    for name in names:
+        _add(grouped.get(name, parser), OPTIONS[name], (helps or {}).get(name))
+    for argument in arguments:
+        _add(parser, argument)
+
+
+def _add(parser: Any, option: Option, help: str | None = None) -> None:
+    """An option of the registry as argparse's: its value through checked(parse)
+    (a flag: the constant it sets), stored under its Config field's name."""
+    kwargs: dict[str, Any] = {"help": help or option.help}
+    if option.parse is not None:
+        kwargs.update(type=checked(option.parse), metavar=option.metavar)
+    elif option.dest == "verbose":
+        kwargs.update(action="count", default=0)
+    elif not option.nargs:
+        kwargs.update(action="store_const", const=option.const)
+    if option.nargs:
+        kwargs.update(nargs=option.nargs, metavar=option.metavar)
+    if option.flags:
+        parser.add_argument(*option.flags, dest=option.dest, **kwargs)
+    else:
+        parser.add_argument(option.dest, **kwargs)
+
+
+def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a UsageError into the message argparse shows for a bad value."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def main(argv: list[str] | None = None) -> int:

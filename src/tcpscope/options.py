@@ -1,9 +1,9 @@
 """The one option registry: a flag means the same thing in every tool, and a
-library keyword is checked by the same parser as the flag it stands for."""
+library keyword is checked by the same parser as the flag it stands for. (The
+command line turns the registry into argparse options: cli.py.)"""
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from .net import (
     parse_seconds,
 )
 
-__all__ = ["Option", "OPTIONS", "EXCLUSIVE", "add_options", "checked", "make_config", "library_values"]
+__all__ = ["Option", "OPTIONS", "make_config", "library_values"]
 
 
 @dataclass(frozen=True)
@@ -42,34 +42,6 @@ class Option:
     def name(self) -> str:
         """The registry's name: the long flag's (--no-owner: no_owner), else dest."""
         return self.flags[-1].lstrip("-").replace("-", "_") if self.flags else self.dest
-
-    def add_to(self, parser: Any, help: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"help": help or self.help}
-        if self.parse is not None:
-            kwargs.update(type=checked(self.parse), metavar=self.metavar)
-        elif self.dest == "verbose":
-            kwargs.update(action="count", default=0)
-        elif self.dest not in ("probes", "patterns"):
-            kwargs.update(action="store_const", const=self.const)
-        if self.nargs:
-            kwargs.update(nargs=self.nargs, metavar=self.metavar)
-        if self.flags:
-            parser.add_argument(*self.flags, dest=self.dest, **kwargs)
-        else:
-            parser.add_argument(self.dest, **kwargs)
-
-
-def checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Turn a UsageError into the message argparse shows for a bad value."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except UsageError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
 
 
 OPTIONS: dict[str, Option] = {
@@ -118,27 +90,6 @@ OPTIONS: dict[str, Option] = {
                "show libbpf's log (-vv: all of it), and lost and skipped events as they happen", output=True),
     )
 }  # fmt: skip
-
-# Options that cannot be combined.
-EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
-
-
-def add_options(parser: argparse.ArgumentParser, names: Iterable[str], arguments: Iterable[Option] = (),
-                helps: Mapping[str, str] | None = None) -> None:
-    """Add the named options, then the tool's own arguments; helps replaces an
-    option's help where a tool gives it a more precise meaning (-v: what more it shows)."""
-    names = list(names)
-    grouped: dict[str, argparse._MutuallyExclusiveGroup] = {}
-    for pair in EXCLUSIVE:
-        if all(n in names for n in pair):
-            group = parser.add_mutually_exclusive_group()
-            for n in pair:
-                grouped[n] = group
-    for name in names:
-        OPTIONS[name].add_to(grouped.get(name, parser), (helps or {}).get(name))
-    for argument in arguments:
-        argument.add_to(parser)
-
 
 def make_config(values: Mapping[str, Any]) -> Config:
     """A Config from checked values by dest (None: not given)."""

@@ -202,7 +202,11 @@ class Tracer:
         """What /proc/PID/fdinfo says of this tracer's open BPF links or maps."""
         found = []
         for fd in Path(f"/proc/{self.proc.pid}/fdinfo").iterdir():
-            info = dict(line.split(":\t", 1) for line in fd.read_text().splitlines() if ":\t" in line)
+            try:
+                text = fd.read_text()
+            except FileNotFoundError:
+                continue  # a file the tracer closed meanwhile (reading kallsyms, tracefs): not BPF's
+            info = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
             if f"{kind}_type" in info:
                 found.append({k: v.strip() for k, v in info.items()})
         return found

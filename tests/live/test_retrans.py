@@ -13,10 +13,14 @@ LOSS = ("add table inet loss; add chain inet loss {hook} {{ type filter hook {ho
         "add rule inet loss {hook} tcp sport {port} meta length > 200 numgen random mod 10 < {tenths} drop")
 
 
-@pytest.mark.parametrize("hooks", [{"input": 1}, {"input": 1, "output": 2}])
-def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, int]) -> None:
-    # One segment per packet, so that a traced retransmit is one counted segment.
-    netns.run(["ip", "link", "set", "lo", "mtu", "1500", "gso_max_segs", "1"])
+# Offloads on (as on a normal interface): a retransmitted TSO/GSO packet carries several
+# segments, each counted by TcpRetransSegs. Off (one segment per packet) with loss on the
+# way out too: a failed retransmit adds its segments to TcpRetransSegs but 1 to
+# TCPRetransFail, so only with one segment each do the counters tell how many were sent.
+@pytest.mark.parametrize("hooks, offloads", [({"input": 1}, True), ({"input": 1, "output": 2}, False)],
+                         ids=["offloads", "one-segment-packets"])
+def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, int], offloads: bool) -> None:
+    netns.run(["ip", "link", "set", "lo", "mtu", "1500", *([] if offloads else ["gso_max_segs", "1"])])
     size = 500_000
     events = Tracer("retrans", "-j", "-N", netns.path)
     counts = Tracer("retrans", "-c", "-j", "-N", netns.path)
@@ -47,7 +51,12 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     sent = [r for r in rows if r["type"] == "retransmit"]
     failed = [r for r in rows if r["type"] == "failed"]
     assert len(sent) > 10 and "lost" not in err
-    assert len(sent) == segments - failures, (segments, failures, len(failed), [r["state"] for r in rows])
+    carried = sum(r["segs"] for r in sent)
+    assert carried == segments - failures, (segments, failures, len(failed), [r["state"] for r in rows])
+    if offloads:
+        assert carried > len(sent)  # some retransmits carried several segments
+    else:
+        assert {r["segs"] for r in sent} == {1}
     if KERNEL >= (6, 17):
         # The tracepoint also reports retransmits the kernel did not even attempt (throttled:
         # -EAGAIN, -EBUSY), which neither counter counts.
@@ -60,9 +69,9 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
         assert r["pid"] == srv.pid and r["owner"] in ("task", "listener")
         assert r["state"] in ("ESTABLISHED", "FIN_WAIT1", "CLOSING", "LAST_ACK")
     assert len({r["rport"] for r in rows}) == 1
-    assert [(f["lport"], f["rport"], f["retransmits"], f["failed"]) for f in flows] == [
-        (srv.port, rows[0]["rport"], len(sent), len(failed))]
+    assert [(f["lport"], f["rport"], f["retransmits"], f["segments"], f["failed"]) for f in flows] == [
+        (srv.port, rows[0]["rport"], len(sent), carried, len(failed))]
     # --no-owner: the same retransmits, owners unknown.
-    same = ("type", "seq", "state", "lport", "rport")
+    same = ("type", "seq", "segs", "state", "lport", "rport")
     assert [[r[k] for k in same] for r in bare_rows] == [[r[k] for k in same] for r in rows]
     assert {(r["pid"], r["owner"]) for r in bare_rows} == {(None, "unknown")}

@@ -92,8 +92,8 @@ COUNTED = {
         (NS(sock=_sock(s, "10.0.0.1", "10.0.0.3"), rport=443), NS(established=4, failed=0)),
     ],
     "retrans": lambda s: [
-        (NS(sock=_sock(s, "10.0.0.1", "10.0.0.2"), lport=40000, rport=443), NS(sent=2, failed=0)),
-        (NS(sock=_sock(s, "fd00::1", "fd00::2"), lport=8080, rport=51234), NS(sent=9, failed=1)),
+        (NS(sock=_sock(s, "10.0.0.1", "10.0.0.2"), lport=40000, rport=443), NS(sent=2, failed=0, segments=5)),
+        (NS(sock=_sock(s, "fd00::1", "fd00::2"), lport=8080, rport=51234), NS(sent=9, failed=1, segments=9)),
     ],
     "synack": lambda s: [
         (NS(sock=_sock(s, "0.0.0.0", "10.0.0.9"), lport=80), NS(value=5)),

@@ -52,14 +52,9 @@ def sock_fields() -> list[Field]:
 
 def flow_fields() -> list[Field]:
     """A flow's endpoints, as -c reports them."""
-    return [
-        Field("family", "number", "4 or 6"),
-        Field("laddr", "word", "local address"),
-        Field("lport", "number", "local port"),
-        Field("raddr", "word", "remote address"),
-        Field("rport", "number", "remote port"),
-        Field("netns", "number", "inode number of the socket's network namespace"),
-    ]
+    family, laddr, raddr, netns = sock_fields()
+    lport, rport = port_fields()
+    return [family, laddr, lport, raddr, rport, netns]
 
 
 def port_fields() -> list[Field]:

@@ -26,8 +26,9 @@ class Retrans(SocketTool):
     name = "retrans"
     summary = "TCP retransmits, with their flow, owner and TCP state (tcpretrans)"
     description = """\
-One line per retransmitted TCP segment (tcpretrans), from the stable tracepoint
-tcp:tcp_retransmit_skb. T> is R for a retransmit sent and, on kernels whose
+One line per retransmitted TCP packet (tcpretrans), from the stable tracepoint
+tcp:tcp_retransmit_skb; SEGS is how many segments it carried (more than 1 for a
+TSO/GSO packet: the kernel's TcpRetransSegs counts these). T> is R for a retransmit sent and, on kernels whose
 tracepoint reports them (6.17+), F for one that failed to go out (JSON "err"
 says why); failed ones are never counted as sent. PID is the socket's owner
 (learned from sock:inet_sock_set_state as for tcpscope life), not the task
@@ -49,7 +50,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     object_name = "retrans"
     owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"
-    record_fields = ("ts_ns", "err", "state", "seq", "owner", "cpu", "sock", "lport", "rport")
+    record_fields = ("ts_ns", "err", "state", "seq", "segs", "owner", "cpu", "sock", "lport", "rport")
     degraded = ((tracepoint_field("tcp:tcp_retransmit_skb", "err", "6.17"),
                  "retransmits that fail to go out are not seen (only those sent)"),)
     tracing = "TCP retransmits"
@@ -62,6 +63,8 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         Field("err", "number", "0, or the negative errno of a failed retransmit"),
         Field("state", "word", 'the socket\'s TCP state, e.g. "ESTABLISHED"'),
         Field("seq", "number", "the segment's first sequence number"),
+        Field("segs", "number", "the segments it carried: more than 1 for a TSO/GSO packet (what the kernel "
+              "adds to TcpRetransSegs)"),
     )
     fields = flatten(cells)
 
@@ -72,7 +75,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         sequence = [Column("SEQ", "seq")] if self.config.sequence else []
         if self.csv:
             return (owner_columns(True) + address_columns(True)
-                    + [Column("TYPE", "type"), Column("STATE", "state")] + sequence)
+                    + [Column("TYPE", "type"), Column("STATE", "state"), Column("SEGS", "segs")] + sequence)
         width = 46 if self.wide else 20
         return [
             Column("PID", "pid", 7),
@@ -80,7 +83,8 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
             Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),
             Column("T>", "type", 2, text=lambda t: "R>" if t == "retransmit" else "F>"),
             Column("RADDR:RPORT", "raddr", width, text=endpoint, more=("rport",)),
-            Column("STATE", "state", 11 if sequence else 0),
+            Column("STATE", "state", 11),
+            Column("SEGS", "segs", 4 if sequence else 0, right=bool(sequence)),
         ] + sequence
 
     def row_maker(self, render: Renderer) -> Any:
@@ -89,9 +93,9 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         states = self._states()
 
         def row(r: tuple[Any, ...]) -> tuple[Any, ...]:
-            ts, err, state, seq, owner, cpu, sock, lport, rport = r
+            ts, err, state, seq, segs, owner, cpu, sock, lport, rport = r
             return ((ts + offset) / 1e9, owner_of(owner), cpu_of(cpu), sock_of(sock), lport, rport,
-                    "failed" if err else "retransmit", err, states.get(state, str(state)), seq)
+                    "failed" if err else "retransmit", err, states.get(state, str(state)), seq, segs)
 
         return row
 
@@ -100,6 +104,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         *flow_fields(),
         Field("retransmits", "number", "retransmits sent"),
         Field("failed", "number", "retransmits that failed to go out (6.17+)"),
+        Field("segments", "number", "segments the retransmits sent carried (what TcpRetransSegs counts)"),
     )
 
     def count_columns(self) -> list[Column]:
@@ -110,6 +115,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
             Column("<->", "", 3, table_only=True),
             Column("RADDR:RPORT", "raddr", 25, text=endpoint, more=("rport",)),
             Column("RETRANSMITS", "retransmits", 11, right=True),
+            Column("SEGMENTS", "segments", 8, right=True),
             Column("FAILED", "failed", 6, right=True),
         ]
 
@@ -119,7 +125,8 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
         flows = []
         for key, value in items:
             family, laddr, raddr, netns = sock(key.sock)
-            flows.append((family, laddr, key.lport, raddr, key.rport, netns, value.sent, value.failed))
+            flows.append((family, laddr, key.lport, raddr, key.rport, netns, value.sent, value.failed,
+                          value.segments))
         flows.sort(key=lambda f: (-(f[6] + f[7]), f[1], f[2]))
         return flows
 

@@ -92,6 +92,7 @@ struct sock {
 	int sk_err_soft;
 	__u32 sk_ack_backlog;
 	__u32 sk_max_ack_backlog;
+	unsigned long sk_pacing_rate; /* bytes per second */
 } __attribute__((preserve_access_index));
 
 struct inet_sock {
@@ -100,7 +101,17 @@ struct inet_sock {
 
 struct inet_connection_sock {
 	struct inet_sock icsk_inet;
+	__u8 icsk_ca_state: 5; /* enum tcp_ca_state; read with BPF_CORE_READ_BITFIELD_PROBED */
 } __attribute__((preserve_access_index));
+
+/* Congestion-control states (include/net/tcp.h; the same values since 2.6). */
+enum tcp_ca_state {
+	TCP_CA_Open = 0,
+	TCP_CA_Disorder = 1,
+	TCP_CA_CWR = 2,
+	TCP_CA_Recovery = 3,
+	TCP_CA_Loss = 4,
+};
 
 enum sock_flags {
 	SOCK_DEAD = 0,
@@ -113,6 +124,22 @@ struct tcp_sock {
 	__u64 bytes_acked;
 	__u64 bytes_sent;
 	__u64 bytes_retrans;
+	/* The sending state tcpscope probe samples (as tcp_info reports it). */
+	__u32 snd_cwnd;
+	__u32 snd_ssthresh;
+	__u32 srtt_us;  /* smoothed RTT << 3 */
+	__u32 mdev_us;  /* its mean deviation << 2 */
+	__u32 snd_wnd;
+	__u32 rcv_wnd;
+	__u32 snd_nxt;
+	__u32 snd_una;
+	__u32 packets_out;
+	__u32 retrans_out;
+	__u32 lost_out;
+	__u32 sacked_out;
+	__u32 mss_cache;
+	__u32 rate_delivered;
+	__u32 rate_interval_us;
 	bool is_mptcp; /* an MPTCP subflow (CONFIG_MPTCP) */
 } __attribute__((preserve_access_index));
 

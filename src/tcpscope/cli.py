@@ -170,18 +170,54 @@ def run(tool: Tool, out: Writer, err: IO[str]) -> int:
             render = tool.renderer()
             if not tool.counting:
                 out.write(render.header() or "")
-            line = render.line
+            line, rows = render.line, tool.rows_of(render)
+            plot = Samples(tool) if tool.config.output.plot else None
             stopped = lambda: stop.requested or out.reader_gone()  # noqa: E731
-            for rows in tracer.rows(render, tool.config.duration, stop=stopped):
-                out.write("".join(map(line, rows)))
+            for batch in tracer.batches(tool.config.duration, stop=stopped):
+                out.write("".join(map(line, rows(batch))))
+                if plot:
+                    plot.add(batch)
             if tool.counting:
                 render = tool.renderer(counts=True)
                 out.write((render.header() or "") + "".join(map(render.line, tracer.count_rows())))
         except BrokenPipeError:
             pass  # the reader went away (e.g. '| head'): stop quietly, like other tools
+    if plot:
+        print(plot.draw(), file=err)
     for warning in tracer.warnings:
         print(warning, file=err)
     return 0
+
+
+class Samples:
+    """--plot: the events as dicts, kept to be drawn at the end (at most MAX of them)."""
+
+    MAX = 1_000_000
+
+    def __init__(self, tool: Tool) -> None:
+        self.tool = tool
+        self._render = tool.dict_renderer()
+        self._rows = tool.rows_of(self._render)
+        self.kept: list[dict[str, Any]] = []
+        self.seen = 0
+
+    def add(self, batch: list[Any]) -> None:
+        self.seen += len(batch)
+        room = self.MAX - len(self.kept)
+        if room > 0:
+            self.kept.extend(map(self._render.line, self._rows(batch[:room])))
+
+    def draw(self) -> str:
+        """Draw the samples; what to tell the user."""
+        from .plot import plot_flows
+
+        path = self.tool.config.output.plot
+        assert path is not None
+        flows = plot_flows(self.kept, path, self.tool.start_time)
+        note = f"Drew {len(flows)} flow{'s' if len(flows) != 1 else ''} to {path}"
+        if self.seen > len(self.kept):
+            note += f" (the first {len(self.kept)} of {self.seen} samples: use -i to take fewer)"
+        return note
 
 
 class StopSignals:

@@ -37,6 +37,7 @@ class Output:
     wide: bool = False
     cpu: bool = False
     verbose: int = 0
+    plot: str | None = None  # an image file to draw the samples to, at the end
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Config:
     kernel_stack: bool = False
     user_stack: bool = False
     min_ms: float = 0.0
+    interval: float | None = None  # seconds
     probes: tuple[str, ...] = ()  # trace: what to trace
     patterns: tuple[str, ...] = ()  # tplist: which tracepoints
 

@@ -10,7 +10,7 @@ import socket
 from .errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
-           "parse_milliseconds", "parse_ring_mb",
+           "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path",
            "port_bitmap"]
 
 AF_INET = socket.AF_INET
@@ -119,6 +119,25 @@ def parse_seconds(text: str) -> float:
     if not 0 < value <= MAX_MILLISECONDS / 1e3:  # also false for nan
         raise UsageError(f"{text!r} is not a number of seconds (more than 0, at most 1e9)")
     return value
+
+
+def parse_interval(text: str) -> float:
+    """An interval in seconds: '5', '0.5', or with a unit, '100ms' or '2s'."""
+    number, scale = (text[:-2], 1e-3) if text.endswith("ms") else (text.removesuffix("s"), 1.0)
+    value = _number(number) * scale
+    if not 1e-3 <= value <= MAX_MILLISECONDS / 1e3:  # also false for nan
+        raise UsageError(f"{text!r} is not an interval: seconds (e.g. 5 or 0.5) or 100ms, at least 1ms")
+    return value
+
+
+def parse_image_path(text: str) -> str:
+    """Where to write an image: a .png, .svg or .pdf file in a directory that exists."""
+    if not text.lower().endswith((".png", ".svg", ".pdf")):
+        raise UsageError(f"{text!r}: the image's name must end in .png, .svg or .pdf")
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{text!r}: no directory {directory}")
+    return text
 
 
 def parse_milliseconds(text: str) -> float:

@@ -13,6 +13,8 @@ from .config import Config
 from .errors import UsageError
 from .net import (
     parse_count,
+    parse_image_path,
+    parse_interval,
     parse_milliseconds,
     parse_netns,
     parse_pid,
@@ -86,6 +88,11 @@ OPTIONS: dict[str, Option] = {
         Option(("--ring-mb",), "ring_mb",
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
                "reader cannot keep up with, which are otherwise lost (and counted)", parse_ring_mb, "MB"),
+        Option(("-i", "--interval"), "interval",
+               "an interval: seconds (e.g. 5 or 0.5) or with a unit, 100ms (each tool says what it does "
+               "per interval)", parse_interval, "INTERVAL"),
+        Option(("--plot",), "plot", "at the end, draw the samples to this image (.png, .svg or .pdf); needs "
+               "matplotlib: pip install 'tcpscope[plot]'", parse_image_path, "FILE", output=True),
         Option(("-v", "--verbose"), "verbose",
                "show libbpf's log (-vv: all of it), and lost and skipped events as they happen", output=True),
     )

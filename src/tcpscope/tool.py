@@ -75,7 +75,9 @@ class Tool:
     option_help: ClassVar[dict[str, str]] = {}  # a registry option's help, where this tool means more
     examples: ClassVar[str]  # the end of its --help: command lines with what each does
     tracing: str | None  # "Tracing <this>. Ctrl-C to end."; None: it prints no such line
-    time_always: ClassVar[bool] = False  # a TIME column even without -T (-t replaces it)
+    # A time column even without -T or -t: "wall" (TIME, as tcpretrans) or "relative" (TIME(s));
+    # either flag replaces it.
+    default_time: ClassVar[str] = ""
     cells: tuple[Cell, ...]  # what a row holds: fields, and groups of them
     fields: tuple[Field, ...]  # the JSON keys, in order (cells flattened)
     count_cells: ClassVar[tuple[Field, ...]] = ()  # what -c reports per row (the JSON keys)
@@ -125,6 +127,24 @@ class Tool:
         nullable or text."""
         raise NotImplementedError
 
+    def rows_of(self, render: Renderer) -> Callable[[list[Any]], list[tuple[Any, ...]]]:
+        """row_maker(render) for a batch of records; the first row is checked to
+        hold a value per cell (the contract between the record and the cells)."""
+        row = self.row_maker(render)
+        cells = len(self.cells)
+        checked = False
+
+        def rows(batch: list[Any]) -> list[tuple[Any, ...]]:
+            nonlocal checked
+            made = list(map(row, batch))
+            if not checked and made:
+                if len(made[0]) != cells:
+                    raise TcpscopeError(f"{self.name} makes rows of {len(made[0])} values for {cells} cells")
+                checked = True
+            return made
+
+        return rows
+
     def decoders(self) -> dict[str, Callable[[bytes], tuple[Any, ...]]]:
         """For each group in cells, raw bytes -> the values of its fields."""
         return {}
@@ -148,8 +168,10 @@ class Tool:
             columns = self.count_columns()
         else:
             output = self.config.output
-            wall = output.time or (self.time_always and not output.timestamp)
-            columns = time_columns(wall, output.timestamp, self.start_time) + self.columns()
+            chosen = output.time or output.timestamp
+            wall = output.time or (self.default_time == "wall" and not chosen)
+            relative = output.timestamp or (self.default_time == "relative" and not chosen)
+            columns = time_columns(wall, relative, self.start_time) + self.columns()
         if fmt == "csv":
             return CsvRenderer(columns, cells, decoders)
         return TableRenderer(columns, cells, decoders)

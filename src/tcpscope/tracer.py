@@ -12,9 +12,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import TcpscopeError, UsageError
+from .errors import UsageError
 from .options import library_values, make_config
-from .output import Renderer
 from .tool import Source, Tool
 
 __all__ = ["Tracer", "open", "trace", "POLL_SECONDS"]
@@ -41,6 +40,7 @@ class Tracer:
         self._source: Source | None = tool.start()
         self._lost = 0
         self._dicts = tool.dict_renderer()
+        self._dict_rows = tool.rows_of(self._dicts)
         self._pending: deque[tuple[Any, ...]] = deque()  # rows taken from the kernel, not yet handed out
 
     def __enter__(self) -> Tracer:
@@ -66,20 +66,17 @@ class Tracer:
             raise UsageError(f"this {self.tool.name} tracer is closed")
         return self._source
 
-    def rows(self, render: Renderer, duration: float | None = None, timeout: float | None = None,
-             stop: Callable[[], bool] = _never) -> Iterator[list[tuple[Any, ...]]]:
-        """Batches of rows for render, oldest first, until duration seconds have
-        passed, no event came for timeout seconds, stop() is true, the
-        tool's -M count is reached or a finite source is done."""
+    def batches(self, duration: float | None = None, timeout: float | None = None,
+                stop: Callable[[], bool] = _never) -> Iterator[list[Any]]:
+        """Batches of records, oldest first (tool.rows_of() makes rows of them), until
+        duration seconds have passed, no event came for timeout seconds, stop() is
+        true, the tool's -M count is reached or a finite source is done."""
         source = self._open_source()
-        row = self.tool.row_maker(render)
-        cells = len(self.tool.cells)
         limit = self.tool.config.max_events
         verbose = self.tool.config.output.verbose
         now = time.monotonic()
         deadline = now + duration if duration else float("inf")
         idle_deadline = now + timeout if timeout else float("inf")
-        checked = False
         while True:
             remaining = min(deadline, idle_deadline) - time.monotonic()
             last = stop() or remaining <= 0 or source.finished
@@ -92,14 +89,8 @@ class Tracer:
                     break
                 if limit is not None and drained + len(batch) >= limit:
                     batch, last = batch[:limit - drained], True
-                rows = list(map(row, batch))
-                if not checked:  # the C/Python contract: a value per cell
-                    if len(rows[0]) != cells:
-                        raise TcpscopeError(f"{self.tool.name} makes rows of {len(rows[0])} values for "
-                                            f"{cells} cells")
-                    checked = True
-                drained += len(rows)
-                yield rows
+                drained += len(batch)
+                yield batch
                 if last:
                     break
             if limit is not None:
@@ -120,8 +111,8 @@ class Tracer:
         line, pending = self._dicts.line, self._pending
         while pending:  # what a caller that stopped early left
             yield line(pending.popleft())
-        for rows in self.rows(self._dicts, duration, timeout):
-            pending.extend(rows)
+        for batch in self.batches(duration, timeout):
+            pending.extend(self._dict_rows(batch))
             while pending:
                 yield line(pending.popleft())
 

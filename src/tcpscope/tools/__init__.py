@@ -7,6 +7,7 @@ from .accept import Accept
 from .connect import Connect, Connlat
 from .drop import Drop
 from .life import Life
+from .probe import Probe
 from .reset import Reset
 from .retrans import Retrans
 from .states import States
@@ -17,7 +18,8 @@ from .trace import Trace
 __all__ = ["TOOLS", "OBJECT_TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
-    t.name: t for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Tplist, Trace)
+    t.name: t
+    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Tplist, Trace)
 }
 # The tools with a kernel object of their own (bpf/NAME.bpf.c).
 OBJECT_TOOLS: dict[str, type[ObjectTool]] = {n: t for n, t in TOOLS.items() if issubclass(t, ObjectTool)}

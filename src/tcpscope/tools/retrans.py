@@ -54,7 +54,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
     degraded = ((tracepoint_field("tcp:tcp_retransmit_skb", "err", "6.17"),
                  "retransmits that fail to go out are not seen (only those sent)"),)
     tracing = "TCP retransmits"
-    time_always = True  # as tcpretrans
+    default_time = "wall"  # as tcpretrans
     cells = (
         Field("time", "number", "UNIX time of the retransmit, in seconds", decimals=6),
         *identity_cells(),

@@ -47,7 +47,8 @@ def plot_flows(samples: Iterable[dict[str, Any]], path: str, start: float) -> li
     for ax, flow in zip(axes[:, 0], chosen):
         points = flows[flow]
         seconds = [p["time"] - start for p in points]
-        ax.step(seconds, [p["snd_cwnd"] for p in points], where="post", color="tab:blue", label="cwnd (segments)")
+        ax.step(seconds, [p["snd_cwnd"] for p in points], where="post", color="tab:blue",
+                label="cwnd (segments)")
         ssthresh = [p["ssthresh"] for p in points]  # None until a loss sets it: a gap in the line
         ax.step(seconds, [float("nan") if s is None else s for s in ssthresh], where="post",
                 color="tab:orange", label="ssthresh (segments)")

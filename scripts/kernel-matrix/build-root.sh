@@ -76,8 +76,12 @@ depmod -b "$root/usr" "$kver"
 mkdir -p "$root/src/tcpscope" "$root/opt/site-packages"
 tar -C "$checkout" --exclude=.git --exclude=.venv --exclude='__pycache__' --exclude='*.egg-info' \
     -cf - . | tar -C "$root/src/tcpscope" -xf -
+# Not the plot extra (matplotlib and what it pulls in): there, the tests check that
+# --plot without it says in one line how to get it.
 tar -C "$site" --exclude='pip*' --exclude='setuptools*' --exclude='ruff*' --exclude='mypy*' \
-    --exclude='*hypothesis*' \
+    --exclude='*hypothesis*' --exclude='*matplotlib*' --exclude='mpl_toolkits' --exclude='numpy*' \
+    --exclude='PIL' --exclude='pillow*' --exclude='fontTools' --exclude='fonttools*' \
+    --exclude='contourpy*' --exclude='kiwisolver*' \
     --exclude='__pycache__' --exclude='*tcpscope*' --exclude=pkg_resources \
     --exclude='_distutils_hack' --exclude='*.pth' -cf - . | tar -C "$root/opt/site-packages" -xf -
 # tcpscope importable by any python3 in the guest, as an installed package is.

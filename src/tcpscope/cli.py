@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .options import Option
     from .output import Writer
     from .tool import Tool
+    from .tracer import Tracer
 
 # The tools are imported in main(), where a Ctrl-C that comes while they load
 # (the first 50 ms) ends the program quietly instead of with a traceback.
@@ -166,20 +168,13 @@ def run(tool: Tool, out: Writer, err: IO[str]) -> int:
             print(note, file=err)
         if tool.tracing:
             print(f"Tracing {tool.tracing}. Ctrl-C to end.", file=err, flush=True)
+        plot = Samples(tool) if tool.config.output.plot else None
+        stopped = lambda: stop.requested or out.reader_gone()  # noqa: E731
         try:
-            render = tool.renderer()
-            if not tool.counting:
-                out.write(render.header() or "")
-            line, rows = render.line, tool.rows_of(render)
-            plot = Samples(tool) if tool.config.output.plot else None
-            stopped = lambda: stop.requested or out.reader_gone()  # noqa: E731
-            for batch in tracer.batches(tool.config.duration, stop=stopped):
-                out.write("".join(map(line, rows(batch))))
-                if plot:
-                    plot.add(batch)
             if tool.counting:
-                render = tool.renderer(counts=True)
-                out.write((render.header() or "") + "".join(map(render.line, tracer.count_rows())))
+                _write_counts(tracer, out, stopped)
+            else:
+                _write_events(tracer, out, stopped, plot)
         except BrokenPipeError:
             pass  # the reader went away (e.g. '| head'): stop quietly, like other tools
     if plot:
@@ -187,6 +182,35 @@ def run(tool: Tool, out: Writer, err: IO[str]) -> int:
     for warning in tracer.warnings:
         print(warning, file=err)
     return 0
+
+
+def _write_events(tracer: Tracer, out: Writer, stopped: Callable[[], bool], plot: Samples | None) -> None:
+    tool = tracer.tool
+    render = tool.renderer()
+    out.write(render.header() or "")
+    line, rows = render.line, tool.rows_of(render)
+    for batch in tracer.batches(tool.config.duration, stop=stopped):
+        out.write("".join(map(line, rows(batch))))
+        if plot:
+            plot.add(batch)
+
+
+def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> None:
+    """The counts at the end, and with -i at the end of every interval too (each
+    report under a line with the time, as bcc's interval tools print them)."""
+    tool = tracer.tool
+    render = tool.renderer(counts=True)
+    every, duration = tool.config.interval, tool.config.duration
+    end = time.monotonic() + duration if duration else float("inf")
+    while True:
+        span = min(every or float("inf"), end - time.monotonic())
+        for _ in tracer.batches(None if span == float("inf") else max(span, 1e-9), stop=stopped):
+            pass  # counting: the kernel hands over no events
+        done = stopped() or time.monotonic() >= end
+        stamp = time.strftime("%H:%M:%S\n") if every else ""
+        out.write(stamp + (render.header() or "") + "".join(map(render.line, tracer.count_rows())))
+        if done:
+            return
 
 
 class Samples:

@@ -50,6 +50,7 @@ class Config:
     max_events: int | None = None
     ring_mb: int | None = None  # None: the tool's default
     count: bool = False  # count in the kernel instead of reporting events
+    events: bool = False  # cong: an event per change instead of its accounting
     owners: bool = True  # follow sockets' owners (--no-owner: False)
     sequence: bool = False
     stack: bool = False

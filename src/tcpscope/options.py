@@ -88,6 +88,8 @@ OPTIONS: dict[str, Option] = {
         Option(("--ring-mb",), "ring_mb",
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
                "reader cannot keep up with, which are otherwise lost (and counted)", parse_ring_mb, "MB"),
+        Option(("-e", "--events"), "events",
+               "one line per change, instead of the time in each state per flow"),
         Option(("-i", "--interval"), "interval",
                "an interval: seconds (e.g. 5 or 0.5) or with a unit, 100ms (each tool says what it does "
                "per interval)", parse_interval, "INTERVAL"),

@@ -14,10 +14,11 @@ from functools import cache
 from ..errors import MissingFeature
 from .tracefs import read_format
 
-__all__ = ["Requirement", "kfunc", "tracepoint_field", "require", "missing", "release", "require_btf",
-           "KERNEL_BTF"]
+__all__ = ["Requirement", "kfunc", "kernel_enum", "tracepoint_field", "require", "missing", "release",
+           "require_btf", "KERNEL_BTF"]
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+_BTF_KIND_ENUM = 6
 _BTF_KIND_FUNC = 12
 
 
@@ -54,24 +55,44 @@ def _kernel_btf() -> tuple[bytes, bytes]:
     return types, raw[hdr_len + str_off:hdr_len + str_off + str_len]
 
 
-@cache
-def _btf_has_func(name: str) -> bool:
-    """Whether the kernel's BTF declares a function of this name (kfuncs are
-    declared so). Looks for a type header naming it, without parsing the
-    whole BTF: a FUNC is 12 bytes, name offset first, kind in its info."""
+def _btf_type(name: str, kind: int) -> int | None:
+    """Where the kernel's BTF declares a type of this name and kind (its 12-byte
+    header: name offset, info with the kind, size), found without parsing
+    the whole BTF."""
     types, strings = _kernel_btf()
     at = strings.find(b"\0" + name.encode() + b"\0")
     if at < 0:
-        return False
+        return None
     needle = struct.pack("<I", at + 1)
     pos = types.find(needle)
     while pos >= 0:
         if pos % 4 == 0 and pos + 12 <= len(types):
             info, = struct.unpack_from("<I", types, pos + 4)
-            if (info >> 24) & 0x1F == _BTF_KIND_FUNC:
-                return True
+            if (info >> 24) & 0x1F == kind:
+                return pos
         pos = types.find(needle, pos + 1)
-    return False
+    return None
+
+
+@cache
+def _btf_has_func(name: str) -> bool:
+    """Whether the kernel's BTF declares a function of this name (kfuncs are declared so)."""
+    return _btf_type(name, _BTF_KIND_FUNC) is not None
+
+
+@cache
+def kernel_enum(name: str) -> dict[str, int]:
+    """The members of an enum as the running kernel declares it ({} when it has none)."""
+    pos = _btf_type(name, _BTF_KIND_ENUM)
+    if pos is None:
+        return {}
+    types, strings = _kernel_btf()
+    info, = struct.unpack_from("<I", types, pos + 4)
+    members = {}
+    for i in range(info & 0xFFFF):  # each: name offset, value
+        name_off, value = struct.unpack_from("<Ii", types, pos + 12 + 8 * i)
+        members[strings[name_off:strings.index(b"\0", name_off)].decode()] = value
+    return members
 
 
 def kfunc(name: str, since: str) -> Requirement:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..tool import ObjectTool, Tool
 from .accept import Accept
+from .cong import Cong
 from .connect import Connect, Connlat
 from .drop import Drop
 from .life import Life
@@ -19,7 +20,8 @@ __all__ = ["TOOLS", "OBJECT_TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
     t.name: t
-    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Tplist, Trace)
+    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Cong, Tplist,
+              Trace)
 }
 # The tools with a kernel object of their own (bpf/NAME.bpf.c).
 OBJECT_TOOLS: dict[str, type[ObjectTool]] = {n: t for n, t in TOOLS.items() if issubclass(t, ObjectTool)}

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..ebpf.kernel import kernel_enum
 from ..ebpf.object import ObjectSpec
 from ..net import AF_INET6, Addresses, Names
 from ..output import Cell, Column, Field, Group, Renderer
 from ..tool import ObjectTool
 
-__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "identity_cells", "identity_decoders", "owner_fields",
+__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "ca_state_names", "identity_cells",
+           "identity_decoders", "owner_fields",
            "cpu_fields", "sock_fields", "port_fields", "flow_fields", "address_columns", "owner_columns",
            "process_ip_columns"]
 
@@ -123,6 +125,14 @@ def identity_decoders(spec: ObjectSpec) -> dict[str, Callable[[bytes], tuple[Any
         return 6 if family == AF_INET6 else 4, address[family, laddr], address[family, raddr], netns
 
     return {"owner": owner, "cpu": task, "sock": sock}
+
+
+def ca_state_names(spec: ObjectSpec) -> dict[int, str]:
+    """Congestion-control states by value, named as the running kernel names them
+    (enum tcp_ca_state in its BTF; the object's copy where it has none):
+    "open", "disorder", "cwr", "recovery", "loss"."""
+    members = kernel_enum("tcp_ca_state") or spec.btf.enum("tcp_ca_state")
+    return {value: name.removeprefix("TCP_CA_").lower() for name, value in members.items()}
 
 
 def endpoint(address: str, port: int) -> str:

@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 from ..config import Config
 from ..output import Column, Field, Renderer, flatten
 from ..plot import require_matplotlib
-from .common import SOCKET_OPTIONS, SocketTool, endpoint, identity_cells, owner_columns, port_fields
+from .common import (
+    SOCKET_OPTIONS,
+    SocketTool,
+    ca_state_names,
+    endpoint,
+    identity_cells,
+    owner_columns,
+    port_fields,
+)
 
 __all__ = ["Probe"]
 
@@ -118,8 +126,7 @@ one panel per flow, at the end (needs matplotlib: pip install 'tcpscope[plot]').
     def row_maker(self, render: Renderer) -> Any:
         offset = self.clock_offset_ns
         owner_of, cpu_of, sock_of = self.identity_converters(render)
-        ca_states = {v: k.removeprefix("TCP_CA_").lower()
-                     for k, v in self.spec.btf.enum("tcp_ca_state").items()}
+        ca_states = ca_state_names(self.spec)
         ssthresh_of, delivery_of, pacing_of = map(render.convert,
                                                   ("ssthresh", "delivery_rate", "pacing_rate"))
 

@@ -208,7 +208,8 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
             pass  # counting: the kernel hands over no events
         done = stopped() or time.monotonic() >= end
         stamp = time.strftime("%H:%M:%S\n") if every else ""
-        out.write(stamp + (render.header() or "") + "".join(map(render.line, tracer.count_rows())))
+        rows = map(tool.count_row_maker(render), tracer.count_rows())
+        out.write(stamp + (render.header() or "") + "".join(map(render.line, rows)))
         if done:
             return
 

@@ -153,6 +153,11 @@ class Tool:
         """The table of -c's report."""
         return []
 
+    def count_row_maker(self, render: Renderer) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+        """A count row's values as render holds them (null, text and JSON values converted)."""
+        converters = [render.convert(cell.name) for cell in self.count_cells]
+        return lambda row: tuple(convert(value) for convert, value in zip(converters, row))
+
     def count_rows(self, source: Source) -> list[tuple[Any, ...]]:
         """-c's rows (a value per count_cells), most first."""
         raise TcpscopeError(f"{self.name} does not count")

@@ -121,7 +121,8 @@ class Tracer:
         if not self.tool.counting:
             raise UsageError(f"this {self.tool.name} tracer does not count: open it with count=True")
         render = self.tool.dict_renderer(counts=True)
-        return [render.line(row) for row in self.tool.count_rows(self._open_source())]
+        row = self.tool.count_row_maker(render)
+        return [render.line(row(values)) for values in self.tool.count_rows(self._open_source())]
 
     def count_rows(self) -> list[tuple[Any, ...]]:
         return self.tool.count_rows(self._open_source())

@@ -97,7 +97,8 @@ class WhenAttached(threading.Thread):
 
 
 # Clock readings: each tracer's own program reads the clock when the tracepoint fires,
-# one after the other, so two tracers differ in these by the microseconds between.
+# one after the other, so two tracers differ in these by the time between: microseconds
+# here, up to a few milliseconds under emulation (the kernel matrix's qemu guests).
 CLOCKED = ("time", "duration_ms", "latency_ms")
 
 
@@ -105,7 +106,7 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
     """The command line's JSON objects and the API's dicts are equal whole, key order too,
     sorted the same way (two ring buffers may order events of different CPUs differently);
     only the clock readings may differ, by no more than the two tracers' programs are
-    apart: well under a millisecond."""
+    apart (CLOCKED)."""
 
     def unclocked(d: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in d.items() if k not in CLOCKED}
@@ -120,7 +121,7 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
         for key in CLOCKED:
             if key in a and a[key] is not None:
                 assert a[key] == round(a[key], 6), (key, a)  # -j's precision (us, ns)
-                assert abs(a[key] - c[key]) <= (0.5e-3 if key == "time" else 0.5), (key, a, c)
+                assert abs(a[key] - c[key]) <= (5e-3 if key == "time" else 5), (key, a, c)
             else:
                 assert a.get(key, "-") == c.get(key, "-")
 

@@ -21,7 +21,7 @@ INFINITE_SSTHRESH = 0x7FFFFFFF
 # Drop a share of the server's data packets on the way in: the sender's cwnd and
 # ssthresh move (losses, recoveries), which is what the samples are about.
 LOSS = ("add table inet loss; add chain inet loss input { type filter hook input priority 0; }; "
-        "add rule inet loss input tcp sport {port} meta length > 200 numgen random mod 20 < 1 drop")
+        "add rule inet loss input tcp sport {port} meta length > 200 numgen random mod 10 < 1 drop")
 # One message at a time, each answered before the next: each round trip is one
 # segment each way, so the RTT is what the link's rate makes of two segments.
 PING_PONG = """
@@ -101,7 +101,7 @@ class Observer:
 
 def test_samples_equal_an_independent_observers(netns: Netns) -> None:
     netns.run(["ip", "link", "set", "lo", "mtu", "1500"])  # an ACK every two segments: many samples
-    size, port = 3_000_000, random.randrange(20000, 30000)  # the namespace is new: the port is free
+    size, port = 4_000_000, random.randrange(20000, 30000)  # the namespace is new: the port is free
     # Tracing first: the server's socket carries its owner from listen() on.
     observer = Observer(port)
     probe = Tracer("probe", "-j", "-N", netns.path, "-L", str(port))

@@ -58,7 +58,7 @@ def test_enums_and_attach_points(name: str) -> None:
     assert set(spec.btf.enum("owner_kind")) == {"OWNER_UNKNOWN", "OWNER_TASK", "OWNER_LISTENER"}
     # Every object follows sockets' owners; some also trace their own tracepoint.
     own = {"retrans": ["tp_btf/tcp_retransmit_skb"], "synack": ["tp_btf/tcp_retransmit_synack"],
-           "probe": ["tp_btf/tcp_probe"],
+           "probe": ["tp_btf/tcp_probe"], "cong": ["tp_btf/tcp_cong_state_set"],
            "reset": ["tp_btf/tcp_receive_reset", "tp_btf/tcp_send_reset"], "drop": ["tp_btf/kfree_skb"],
            "accept": [f"tracepoint/syscalls/sys_{end}_{call}" for end in ("enter", "exit")
                       for call in ("accept", "accept4")]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from typing import Any
@@ -115,7 +116,8 @@ time spent in the state it leaves. The state names are the running kernel's
 
     def count_columns(self) -> list[Column]:
         if self.csv:
-            return [Column(f.name.upper() if f.name != "family" else "IP", f.name) for f in self.count_cells]
+            return [Column(f.name.upper() if f.name != "family" else "IP", f.name,
+                           csv_text=json.dumps if f.kind == "json" else None) for f in self.count_cells]
         width = 46 if self.wide else 21
         return [
             Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),

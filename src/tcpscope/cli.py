@@ -207,7 +207,7 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
         for _ in tracer.batches(None if span == float("inf") else max(span, 1e-9), stop=stopped):
             pass  # counting: the kernel hands over no events
         done = stopped() or time.monotonic() >= end
-        stamp = time.strftime("%H:%M:%S\n") if every else ""
+        stamp = time.strftime("%H:%M:%S\n") if every and tool.config.output.format == "table" else ""
         rows = map(tool.count_row_maker(render), tracer.count_rows())
         out.write(stamp + (render.header() or "") + "".join(map(render.line, rows)))
         if done:

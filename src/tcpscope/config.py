@@ -58,6 +58,8 @@ class Config:
     user_stack: bool = False
     min_ms: float = 0.0
     interval: float | None = None  # seconds
+    by: str | None = None  # rtt: a histogram per "raddr" or "lport"
+    milliseconds: bool = False  # rtt: buckets of ms
     probes: tuple[str, ...] = ()  # trace: what to trace
     patterns: tuple[str, ...] = ()  # tplist: which tracepoints
 

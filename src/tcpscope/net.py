@@ -10,7 +10,7 @@ import socket
 from .errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
-           "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path",
+           "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path", "parse_histogram_key",
            "port_bitmap"]
 
 AF_INET = socket.AF_INET
@@ -137,6 +137,15 @@ def parse_image_path(text: str) -> str:
     directory = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(directory):
         raise UsageError(f"{text!r}: no directory {directory}")
+    return text
+
+
+HISTOGRAM_KEYS = ("raddr", "lport")
+
+
+def parse_histogram_key(text: str) -> str:
+    if text not in HISTOGRAM_KEYS:
+        raise UsageError(f"{text!r}: histograms are per raddr (remote address) or lport (local port)")
     return text
 
 

@@ -13,6 +13,7 @@ from .config import Config
 from .errors import UsageError
 from .net import (
     parse_count,
+    parse_histogram_key,
     parse_image_path,
     parse_interval,
     parse_milliseconds,
@@ -88,6 +89,9 @@ OPTIONS: dict[str, Option] = {
         Option(("--ring-mb",), "ring_mb",
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
                "reader cannot keep up with, which are otherwise lost (and counted)", parse_ring_mb, "MB"),
+        Option(("--by",), "by", "a histogram per remote address (raddr) or local port (lport)",
+               parse_histogram_key, "KEY"),
+        Option(("-m", "--milliseconds"), "milliseconds", "histogram buckets of milliseconds (default µs)"),
         Option(("-e", "--events"), "events",
                "one line per change, instead of the time in each state per flow"),
         Option(("-i", "--interval"), "interval",

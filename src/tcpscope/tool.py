@@ -211,8 +211,8 @@ class ObjectTool(Tool):
     handing over struct `record` events through the rings "events" and "spill"."""
 
     object_name: ClassVar[str]
-    record: ClassVar[str]  # the event struct in the object's BTF
-    record_fields: ClassVar[tuple[str, ...]]  # its members, in the order row_maker() unpacks them
+    record: ClassVar[str | None]  # the event struct in the object's BTF; None: no events, only counts
+    record_fields: ClassVar[tuple[str, ...]] = ()  # its members, in the order row_maker() unpacks them
     skip_programs: ClassVar[tuple[str, ...]] = ()  # programs of the object this tool does not need
     unused_maps: ClassVar[tuple[str, ...]] = ()  # maps it never uses: made as small as can be
     owner_programs: ClassVar[tuple[str, ...]] = ()  # programs that only follow owners: --no-owner skips them
@@ -227,6 +227,8 @@ class ObjectTool(Tool):
         self.spec = spec or object_spec(self.object_name)
         if start_ns is not None:
             self.start_time = (start_ns + self.clock_offset_ns) / 1e9
+        if self.record is None:
+            return
         self.layout = self.spec.layout(self.record)
         if self.layout.fields != self.record_fields or self.record_fields[0] != "ts_ns":
             raise TcpscopeError(f"{self.spec.name}.bpf.o has struct {self.record} {self.layout.fields}, "
@@ -301,13 +303,16 @@ class ObjectEvents(Source):
     def __init__(self, tool: ObjectTool, obj: BpfObject) -> None:
         self.tool, self.obj = tool, obj
         self.ring, self.spill = obj.ring_buffer("events"), obj.ring_buffer("spill")
-        self.per_wakeup = tool.ring_bytes // tool.layout.size  # a ring's worth
+        if tool.record is not None:
+            self.per_wakeup = tool.ring_bytes // tool.layout.size  # a ring's worth
         self._lost_seen = self._misses_seen = 0
 
     def wait(self, timeout: float) -> None:
         self.ring.wait(timeout)
 
     def drain(self) -> list[Any]:
+        if self.tool.record is None:
+            return []
         batch = self.ring.drain(self.tool.layout, BATCH)
         # Read after the main ring, the spill ring holds every event that
         # precedes, on the same socket, one already read: merge by time.

@@ -17,7 +17,8 @@ from tests.live.conftest import KERNEL
 FILTERS = {"pid": ["-p", "1"], "localport": ["-L", "80,443"], "remoteport": ["-D", "8080"],
            "ipv4": ["-4"], "netns": ["-N", "/proc/self/ns/net"]}
 MODES = {"count": ["-c"], "min_ms": ["--min-ms", "5"], "stack": ["--stack"], "sequence": ["-S"],
-         "no_owner": ["--no-owner"], "interval": ["-i", "100ms"], "events": ["-e"]}
+         "no_owner": ["--no-owner"], "interval": ["-i", "100ms"], "events": ["-e"],
+         "by": ["--by", "raddr"], "milliseconds": ["-m"]}
 POSITIONAL = {"connlat": ["5"]}  # its minimum latency
 # The oldest kernel each tool loads on, where that is newer than the oldest the matrix runs.
 NEEDS = {"accept": (6, 2)}

@@ -29,11 +29,12 @@ def bpftool_struct(path: str, name: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("tool", OBJECT_TOOLS.values(), ids=lambda t: t.name)
-def test_event_layout_matches_bpftool(tool: type) -> None:
+def test_event_and_count_layouts_match_bpftool(tool: type) -> None:
     spec = object_spec(tool.object_name)
-    layout = spec.layout(tool.record)
-    assert layout.offsets == bpftool_struct(spec.path, tool.record)
-    assert layout.codec.size == layout.size
+    for struct_name in filter(None, (tool.record, *tool.count_map)):  # events, -c's map
+        layout = spec.layout(struct_name)
+        assert layout.offsets == bpftool_struct(spec.path, struct_name), struct_name
+        assert layout.codec.size == layout.size
 
 
 @pytest.mark.parametrize("name", OBJECTS)
@@ -59,6 +60,7 @@ def test_enums_and_attach_points(name: str) -> None:
     # Every object follows sockets' owners; some also trace their own tracepoint.
     own = {"retrans": ["tp_btf/tcp_retransmit_skb"], "synack": ["tp_btf/tcp_retransmit_synack"],
            "probe": ["tp_btf/tcp_probe"], "cong": ["tp_btf/tcp_cong_state_set"],
+           "rtt": ["tp_btf/tcp_probe"],
            "reset": ["tp_btf/tcp_receive_reset", "tp_btf/tcp_send_reset"], "drop": ["tp_btf/kfree_skb"],
            "accept": [f"tracepoint/syscalls/sys_{end}_{call}" for end in ("enter", "exit")
                       for call in ("accept", "accept4")]}

@@ -29,10 +29,11 @@ FIXED_SEED = 20261201
 
 # Pieces users type: every flag of the registry, and values good and bad.
 FLAGS = ["-T", "-t", "-w", "-s", "-j", "-p", "-L", "-D", "-4", "-6", "-N", "-d", "-S", "-c", "--min-ms",
-         "--stack", "--no-owner", "-M", "--ring-mb", "-v", "-i", "--plot", "-e", "--", "-h"]
+         "--stack", "--no-owner", "-M", "--ring-mb", "-v", "-i", "--plot", "-e", "--by", "-m", "--", "-h"]
 VALUES = ["0", "1", "80,443", "65535", "65536", "-5", "1e15", "nan", "inf", "1e300", "99999999999999999999",
           "4294967296", "0x10", "", " ", ",", "abc", "\u00b2", "9" * 50, "/proc/self/ns/net", "/etc/hostname",
-          "12345", "2", "0.5", "16", "3", "100ms", "0ms", "1e-9s", "/tmp/tcpscope-fuzz.png", "x.gif"]
+          "12345", "2", "0.5", "16", "3", "100ms", "0ms", "1e-9s", "/tmp/tcpscope-fuzz.png", "x.gif", "raddr",
+          "lport"]
 argument = st.one_of(st.sampled_from(FLAGS), st.sampled_from(VALUES), st.text(max_size=12))
 
 

@@ -11,6 +11,7 @@ from .life import Life
 from .probe import Probe
 from .reset import Reset
 from .retrans import Retrans
+from .rtt import Rtt
 from .states import States
 from .synack import Synack
 from .tplist import Tplist
@@ -20,8 +21,8 @@ __all__ = ["TOOLS", "OBJECT_TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
     t.name: t
-    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Cong, Tplist,
-              Trace)
+    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Rtt, Cong,
+              Tplist, Trace)
 }
 # The tools with a kernel object of their own (bpf/NAME.bpf.c).
 OBJECT_TOOLS: dict[str, type[ObjectTool]] = {n: t for n, t in TOOLS.items() if issubclass(t, ObjectTool)}

@@ -1,0 +1,76 @@
+"""tcpscope rtt on a link of known delay: its histograms against an independent
+observer's samples of the same tracepoint."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections import Counter
+
+from tests.live.conftest import Netns, Tracer
+from tests.live.test_probe import PING_PONG, RATE_BITS, WIRE_BYTES, Observer, limit_rate
+
+
+def slot(us: int) -> int:
+    """The log2 bucket of a value: [2^n, 2^(n+1)), bucket 0 from 0."""
+    return max(0, us.bit_length() - 1)
+
+
+def test_histograms_of_a_known_delay(netns: Netns) -> None:
+    limit_rate(netns)
+    rounds, port = 40, random.randrange(20000, 30000)
+    rtt_us = 2 * WIRE_BYTES * 8 / RATE_BITS * 1e6  # the two serializations of a round trip
+    observer = Observer(port)
+    total = Tracer("rtt", "-j", "-N", netns.path)
+    by_port = Tracer("rtt", "-j", "-N", netns.path, "--by", "lport")
+    in_ms = Tracer("rtt", "-j", "-N", netns.path, "-m", "-L", str(port))
+    script = PING_PONG.format(rounds=rounds, size=1000).replace('"127.0.0.1", 0', f'"127.0.0.1", {port}')
+    proc = netns.popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert int(proc.stdout.readline()) == port
+    assert proc.stdout.readline().strip() == "done" and proc.wait(timeout=30) == 0
+    (everything,), _ = total.stop_json()
+    per_port, _ = by_port.stop_json()
+    (server_ms,), _ = in_ms.stop_json()
+    seen = observer.samples()
+
+    # The observer's samples, bucketed: exactly the histograms.
+    def histogram(ends: list[tuple[int, int]], ms: bool = False) -> dict[int, int]:
+        counts: Counter[int] = Counter()
+        for end in ends:
+            for (_cwnd, _ssthresh, srtt), n in seen[end].items():
+                counts[slot(srtt // 1000 if ms else srtt)] += n
+        return dict(counts)
+
+    def buckets(row: dict) -> dict[int, int]:  # type: ignore[type-arg]
+        return {slot(b["low"]): b["count"] for b in row["buckets"] if b["count"]}
+
+    assert len(seen) == 2  # both ends of the connection
+    server_end = next(end for end in seen if end[0] == port)
+    # A sample per segment received in ESTABLISHED: each message, and some ACKs and FINs.
+    assert everything["count"] == sum(sum(c.values()) for c in seen.values()) >= 2 * rounds
+    assert buckets(everything) == histogram(list(seen))
+    assert (everything["raddr"], everything["lport"], everything["unit"]) == (None, None, "us")
+    assert sorted(r["lport"] for r in per_port) == sorted(end[0] for end in seen)
+    for row in per_port:
+        assert buckets(row) == histogram([end for end in seen if end[0] == row["lport"]])
+    assert server_ms["unit"] == "ms" and buckets(server_ms) == histogram([server_end], ms=True)
+    # Once settled, the RTT is the link's: the most samples are in the bucket holding it.
+    assert buckets(everything)[slot(int(rtt_us))] >= rounds // 4
+    # The buckets go from the lowest used to the highest, each [2^n, 2^(n+1) - 1].
+    lows = [b["low"] for b in everything["buckets"]]
+    assert lows == [1 << n if n else 0 for n in range(slot(lows[0]), slot(lows[-1]) + 1)]
+    assert all(b["high"] == (b["low"] or 1) * 2 - 1 for b in everything["buckets"])
+
+
+def test_interval_histograms_hold_their_interval(netns: Netns) -> None:
+    # -i: each report holds the samples of its interval; -d 2 -i 1 gives two, and the
+    # second is empty (nothing happens after the first second): one row in all.
+    port = random.randrange(20000, 30000)
+    observer = Observer(port)
+    tracer = Tracer("rtt", "-j", "-N", netns.path, "-i", "1", "-d", "2")
+    netns.run([sys.executable, "-c", PING_PONG.format(rounds=5, size=100).replace(
+        '"127.0.0.1", 0', f'"127.0.0.1", {port}')])
+    rows, _ = tracer.stop_json(settle=2.5)
+    assert len(rows) == 1 and rows[0]["count"] == sum(sum(c.values()) for c in observer.samples().values())

@@ -84,10 +84,6 @@ def test_changes_and_time_per_state(netns: Netns) -> None:
     assert flow["recovery_ms"] + flow["loss_ms"] > 0
     total = sum(flow[f"{state}_ms"] for state in names)
     assert 0 < total <= session["duration_ms"]
-    # The time in a state left, -e's old_ms, adds up to what the accounting has for it.
-    for state in names:
-        left = sum(e["old_ms"] for e in during[1:] if e["old_state"] == state)
-        assert left <= flow[f"{state}_ms"] + 0.01
 
 
 def test_interval_reports(netns: Netns) -> None:

@@ -77,7 +77,9 @@ DROP_FINAL_ACK = ("add table inet h; add chain inet h in {{ type filter hook inp
 
 
 def test_synack_alert_fires_at_the_threshold(netns: Netns) -> None:
-    window = ["--interval", "5", "--seconds", "5", "--netns", str(netns.inode)]
+    # One interval, long enough for the three to start and the workload to run under
+    # emulation too (the kernel matrix's guests).
+    window = ["--interval", "10", "--seconds", "10", "--netns", str(netns.inode)]
     examples = {threshold: Example("synack_alert", "--threshold", str(threshold), *window)
                 for threshold in (1, 2, 3)}
     server = netns.popen([sys.executable, "-c", HALF_OPEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -98,7 +100,7 @@ def test_synack_alert_fires_at_the_threshold(netns: Netns) -> None:
 
     def alert(port: int, n: int, threshold: int) -> str:
         return (f"ALERT 127.0.0.1:{port} {PYTHON_COMM} (pid {server.pid}): {n} SYN-ACK retransmits "
-                f"in 5 s (threshold {threshold})")
+                f"in 10 s (threshold {threshold})")
 
     alerts = {threshold: [line.split(None, 1)[1] for line in example.output()]
               for threshold, example in examples.items()}

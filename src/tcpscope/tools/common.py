@@ -4,6 +4,7 @@ sock_id in bpf/common.h)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..output import Cell, Column, Field, Group, Renderer
 from ..tool import ObjectTool
 
 __all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "ca_state_names", "identity_cells",
-           "identity_decoders", "owner_fields",
+           "identity_decoders", "owner_fields", "csv_columns",
            "cpu_fields", "sock_fields", "port_fields", "flow_fields", "address_columns", "owner_columns",
            "process_ip_columns"]
 
@@ -133,6 +134,12 @@ def ca_state_names(spec: ObjectSpec) -> dict[int, str]:
     "open", "disorder", "cwr", "recovery", "loss"."""
     members = kernel_enum("tcp_ca_state") or spec.btf.enum("tcp_ca_state")
     return {value: name.removeprefix("TCP_CA_").lower() for name, value in members.items()}
+
+
+def csv_columns(fields: tuple[Field, ...]) -> list[Column]:
+    """A CSV column per field, headed by its name in capitals (family: IP); JSON values as JSON."""
+    return [Column("IP" if f.name == "family" else f.name.upper(), f.name,
+                   csv_text=json.dumps if f.kind == "json" else None) for f in fields]
 
 
 def endpoint(address: str, port: int) -> str:

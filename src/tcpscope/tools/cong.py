@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     ca_state_names,
+    csv_columns,
     endpoint,
     flow_fields,
     identity_cells,
@@ -116,8 +116,7 @@ time spent in the state it leaves. The state names are the running kernel's
 
     def count_columns(self) -> list[Column]:
         if self.csv:
-            return [Column(f.name.upper() if f.name != "family" else "IP", f.name,
-                           csv_text=json.dumps if f.kind == "json" else None) for f in self.count_cells]
+            return csv_columns(self.count_cells)
         width = 46 if self.wide else 21
         return [
             Column("LADDR:LPORT", "laddr", width, text=endpoint, more=("lport",)),

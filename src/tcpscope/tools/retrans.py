@@ -10,6 +10,7 @@ from .common import (
     SOCKET_OPTIONS,
     SocketTool,
     address_columns,
+    csv_columns,
     endpoint,
     flow_fields,
     identity_cells,
@@ -109,7 +110,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
 
     def count_columns(self) -> list[Column]:
         if self.csv:
-            return [Column(f.name.upper() if f.name != "family" else "IP", f.name) for f in self.count_cells]
+            return csv_columns(self.count_cells)
         return [
             Column("LADDR:LPORT", "laddr", 25, text=endpoint, more=("lport",)),
             Column("<->", "", 3, table_only=True),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
 from ..net import Addresses
 from ..output import Column, Field
-from .common import SOCKET_OPTIONS, SocketTool
+from .common import SOCKET_OPTIONS, SocketTool, csv_columns
 
 __all__ = ["Rtt"]
 
@@ -82,8 +81,7 @@ buckets as numbers. Filters run in the kernel."""
 
     def count_columns(self) -> list[Column]:
         if self.csv:
-            return [Column(f.name.upper(), f.name, csv_text=json.dumps if f.kind == "json" else None)
-                    for f in self.count_cells]
+            return csv_columns(self.count_cells)
         return [Column("", "buckets", text=self._histogram, more=("raddr", "lport", "unit", "count", "avg"))]
 
     def _histogram(self, buckets: list[dict[str, int]], raddr: str | None, lport: int | None, unit: str,

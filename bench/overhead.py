@@ -76,6 +76,10 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope retrans --no-owner": [*tcpscope, "retrans", "-j", "--no-owner"],
         "tcpscope reset --no-owner": [*tcpscope, "reset", "-j", "--no-owner"],
         "tcpscope drop": [*tcpscope, "drop", "-j"],
+        "tcpscope probe -i 100ms": [*tcpscope, "probe", "-j", "-i", "100ms"],
+        "tcpscope rtt": [*tcpscope, "rtt", "-j"],
+        "tcpscope cong": [*tcpscope, "cong", "-j"],
+        "tcpscope top": [*tcpscope, "top", "-j"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
         "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
@@ -187,7 +191,8 @@ def main() -> None:
     modes = ["baseline", "baseline again (control)", "tcpscope life", "tcpscope states",
              "tcpscope states (library)", "tcpscope retrans",
              "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
-             "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop", "tcpdump",
+             "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop",
+             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

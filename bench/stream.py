@@ -41,6 +41,7 @@ def modes() -> dict[str, list[str] | None]:
         "tcpscope probe -i 100ms": [*tcpscope, "probe", "-j", "-i", "100ms"],
         "tcpscope rtt": [*tcpscope, "rtt", "-j"],
         "tcpscope cong": [*tcpscope, "cong", "-j"],
+        "tcpscope top": [*tcpscope, "top", "-j"],
         "tcpscope probe (every segment)": [*tcpscope, "probe", "-j"],
         "tcpscope trace on tcp_probe": [*tcpscope, "trace", "-j", TRACE_PROBE],
         "bpftrace printing the same fields": ["bpftrace", "-e", BPFTRACE_PRINT],
@@ -58,6 +59,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--modes", default="all", help="comma-separated subset of the modes")
     a = p.parse_args()
     ns = f"tcpscope-stream-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="tcpscope-stream-"))
@@ -65,7 +67,7 @@ def main() -> None:
     subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     server = subprocess.Popen(["ip", "netns", "exec", ns, "iperf3", "-s"], stdout=subprocess.DEVNULL)
     all_modes = modes()
-    traced = [m for m in all_modes if m != "baseline"]
+    traced = [m for m in all_modes if m != "baseline" and (a.modes == "all" or m in a.modes.split(","))]
     ratios: dict[str, list[float]] = {m: [] for m in traced}
     rates: dict[str, list[float]] = {m: [] for m in all_modes}
     events: dict[str, list[float]] = {m: [] for m in traced}

@@ -41,9 +41,9 @@ ln -s ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 
 # The real programs the tests run (iproute2 and nft for namespaces and faults,
-# nginx and ab for workloads, bpftool to inspect the tracers), busybox for
-# the rest.
-copy "$python" /usr/sbin/ip /usr/sbin/tc /usr/bin/ss /usr/sbin/nft /usr/sbin/nginx /usr/bin/ab \
+# nginx, ab and iperf3 for workloads, bpftool to inspect the tracers), busybox
+# for the rest.
+copy "$python" /usr/sbin/ip /usr/sbin/tc /usr/bin/ss /usr/sbin/nft /usr/sbin/nginx /usr/bin/ab /usr/bin/iperf3 \
      /usr/sbin/bpftool /usr/bin/kmod /usr/bin/bash /usr/sbin/sysctl /usr/bin/setpriv \
      /usr/bin/unshare \
      /usr/lib/x86_64-linux-gnu/libbpf.so.1

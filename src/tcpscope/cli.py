@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Options that cannot be combined.
+CLEAR_SCREEN = "\033[H\033[2J"  # cursor home, erase the screen (what clear(1) prints)
 EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
 
 
@@ -197,19 +199,32 @@ def _write_events(tracer: Tracer, out: Writer, stopped: Callable[[], bool], plot
 
 def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> None:
     """The counts at the end, and with -i at the end of every interval too (each
-    report under a line with the time, as bcc's interval tools print them)."""
+    report under a line with the time, as bcc's interval tools print them; top
+    redraws a terminal's screen with the busiest rows that fit, unless --scroll)."""
     tool = tracer.tool
     render = tool.renderer(counts=True)
-    every, duration = tool.config.interval, tool.config.duration
+    config = tool.config
+    every, duration, reports = config.interval, config.duration, config.iterations
+    table = config.output.format == "table"
+    fd = out.fd
+    redraw = tool.redraws and table and not config.output.scroll and fd is not None and os.isatty(fd)
     end = time.monotonic() + duration if duration else float("inf")
     while True:
         span = min(every or float("inf"), end - time.monotonic())
         for _ in tracer.batches(None if span == float("inf") else max(span, 1e-9), stop=stopped):
             pass  # counting: the kernel hands over no events
-        done = stopped() or time.monotonic() >= end
-        stamp = time.strftime("%H:%M:%S\n") if every and tool.config.output.format == "table" else ""
-        rows = map(tool.count_row_maker(render), tracer.count_rows())
-        out.write(stamp + (render.header() or "") + "".join(map(render.line, rows)))
+        if reports is not None:
+            reports -= 1
+        done = stopped() or time.monotonic() >= end or reports == 0
+        stamp = time.strftime("%H:%M:%S\n") if every and table else ""
+        rows = list(map(tool.count_row_maker(render), tracer.count_rows()))
+        more = ""
+        if redraw and fd is not None:
+            room = max(1, os.get_terminal_size(fd).lines - 4)  # the time, header and this note
+            if len(rows) > room:
+                rows, more = rows[:room], f"(and {len(rows) - room} more)\n"
+            stamp = CLEAR_SCREEN + stamp
+        out.write(stamp + (render.header() or "") + "".join(map(render.line, rows)) + more)
         if done:
             return
 

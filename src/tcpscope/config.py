@@ -38,6 +38,7 @@ class Output:
     cpu: bool = False
     verbose: int = 0
     plot: str | None = None  # an image file to draw the samples to, at the end
+    scroll: bool = False  # top: print reports one below the other, not over the last
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Config:
     user_stack: bool = False
     min_ms: float = 0.0
     interval: float | None = None  # seconds
-    by: str | None = None  # rtt: a histogram per "raddr" or "lport"
+    iterations: int | None = None  # stop after this many interval reports
+    by: str | None = None  # rtt: a histogram per "raddr" or "lport"; top: a row per "pid"
     milliseconds: bool = False  # rtt: buckets of ms
     probes: tuple[str, ...] = ()  # trace: what to trace
     patterns: tuple[str, ...] = ()  # tplist: which tracepoints

@@ -10,7 +10,7 @@ import socket
 from .errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
-           "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path", "parse_histogram_key",
+           "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path", "parse_group_key",
            "port_bitmap"]
 
 AF_INET = socket.AF_INET
@@ -140,12 +140,13 @@ def parse_image_path(text: str) -> str:
     return text
 
 
-HISTOGRAM_KEYS = ("raddr", "lport")
+GROUP_KEYS = ("raddr", "lport", "pid")
 
 
-def parse_histogram_key(text: str) -> str:
-    if text not in HISTOGRAM_KEYS:
-        raise UsageError(f"{text!r}: histograms are per raddr (remote address) or lport (local port)")
+def parse_group_key(text: str) -> str:
+    """What --by groups by (each tool takes some of them)."""
+    if text not in GROUP_KEYS:
+        raise UsageError(f"{text!r}: group by raddr (remote address), lport (local port) or pid (process)")
     return text
 
 

@@ -13,7 +13,7 @@ from .config import Config
 from .errors import UsageError
 from .net import (
     parse_count,
-    parse_histogram_key,
+    parse_group_key,
     parse_image_path,
     parse_interval,
     parse_milliseconds,
@@ -90,13 +90,16 @@ OPTIONS: dict[str, Option] = {
                "the ring buffer's size in MiB, a power of two (default 16; trace 8): room for bursts the "
                "reader cannot keep up with, which are otherwise lost (and counted)", parse_ring_mb, "MB"),
         Option(("--by",), "by", "a histogram per remote address (raddr) or local port (lport)",
-               parse_histogram_key, "KEY"),
+               parse_group_key, "KEY"),
         Option(("-m", "--milliseconds"), "milliseconds", "histogram buckets of milliseconds (default µs)"),
         Option(("-e", "--events"), "events",
                "one line per change, instead of the time in each state per flow"),
         Option(("-i", "--interval"), "interval",
                "an interval: seconds (e.g. 5 or 0.5) or with a unit, 100ms (each tool says what it does "
                "per interval)", parse_interval, "INTERVAL"),
+        Option(("-n", "--iterations"), "iterations", "stop after N interval reports", parse_count, "N"),
+        Option(("--scroll",), "scroll", "print each report below the last instead of redrawing the screen",
+               output=True),
         Option(("--plot",), "plot", "at the end, draw the samples to this image (.png, .svg or .pdf); needs "
                "matplotlib: pip install 'tcpscope[plot]'", parse_image_path, "FILE", output=True),
         Option(("-v", "--verbose"), "verbose",

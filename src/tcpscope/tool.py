@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from .config import Config
 from .ebpf.kernel import Requirement, release, require
 from .ebpf.object import BpfObject, ObjectSpec
-from .errors import NotPermitted, TcpscopeError
+from .errors import NotPermitted, TcpscopeError, UsageError
 from .net import AF_INET, AF_INET6, port_bitmap
 from .options import OPTIONS, Option
 from .output import (
@@ -81,8 +81,13 @@ class Tool:
     cells: tuple[Cell, ...]  # what a row holds: fields, and groups of them
     fields: tuple[Field, ...]  # the JSON keys, in order (cells flattened)
     count_cells: ClassVar[tuple[Field, ...]] = ()  # what -c reports per row (the JSON keys)
+    group_keys: ClassVar[tuple[str, ...]] = ()  # what --by may name
+    redraws: ClassVar[bool] = False  # interval reports redraw a terminal's screen (top), unless --scroll
 
     def __init__(self, config: Config, clock_offset_ns: int | None = None) -> None:
+        if config.by is not None and config.by not in self.group_keys:
+            keys = " or ".join(self.group_keys) or "nothing"
+            raise UsageError(f"--by {config.by}: {self.name} groups by {keys}")
         self.config = config
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; this turns it into UNIX time.
         if clock_offset_ns is None:

@@ -85,6 +85,10 @@ def _sock(spec: Any, local: str, remote: str, netns: int = 4026531840) -> bytes:
     return bytes(spec.layout("sock_id").codec.pack(*packed, netns, family))
 
 
+def _task(spec: Any, pid: int, comm: str) -> bytes:
+    return bytes(spec.layout("task_id").codec.pack(pid, comm.encode()[:15]))
+
+
 # What the kernel's "counts" map could hold: (key, value) per tool, as the map's structs.
 COUNTED = {
     "connect": lambda s: [
@@ -112,6 +116,12 @@ COUNTED = {
             lport=0),
          NS(slots=struct.pack("<32Q", *([1] + [0] * 31)), count=1, sum_us=1)),
     ],
+    "top": lambda s: [
+        (NS(cookie=7, pid=812), NS(rx_bytes=1_000, tx_bytes=52_000_000, task=_task(s, 812, "iperf3"),
+                                   sock=_sock(s, "10.0.0.1", "10.0.0.2"), lport=40000, rport=5201)),
+        (NS(cookie=9, pid=77), NS(rx_bytes=300_000, tx_bytes=0, task=_task(s, 77, "nginx: worker process"),
+                                  sock=_sock(s, "fd00::1", "fd00::2"), lport=443, rport=51234)),
+    ],
     "synack": lambda s: [
         (NS(sock=_sock(s, "0.0.0.0", "10.0.0.9"), lport=80), NS(value=5)),
         (NS(sock=_sock(s, "::", "fd00::9"), lport=443), NS(value=12)),
@@ -122,9 +132,11 @@ COUNT_CASES = {"table": [], "csv": ["-s"], "json": ["-j"]}
 
 @pytest.mark.parametrize("case", COUNT_CASES)
 @pytest.mark.parametrize("tool", COUNTED)
-def test_count_report_golden(tool: str, case: str) -> None:
+def test_count_report_golden(tool: str, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.25)  # top's rows carry the time of the report
     cls = OBJECT_TOOLS[tool]
-    counting = {"cong": [], "rtt": ["--by", "raddr"]}.get(tool, ["-c"])  # cong counts unless -e; rtt always
+    # cong counts unless -e; rtt and top always
+    counting = {"cong": [], "rtt": ["--by", "raddr"], "top": []}.get(tool, ["-c"])
     t = cls(make_config(vars(build_parser().parse_args([tool, *counting, *COUNT_CASES[case]]))))
     rows = t.counted(COUNTED[tool](t.spec))
     renderer = t.renderer(counts=True)

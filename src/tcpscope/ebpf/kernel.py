@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ..errors import MissingFeature
-from .tracefs import read_format
+from .tracefs import event_dir, read_format
 
 __all__ = ["Requirement", "kfunc", "kernel_enum", "tracepoint_field", "require", "missing", "release",
            "require_btf", "KERNEL_BTF"]
@@ -97,6 +97,11 @@ def kernel_enum(name: str) -> dict[str, int]:
 
 def kfunc(name: str, since: str) -> Requirement:
     return Requirement(f"the {name} kfunc", since, lambda: _btf_has_func(name))
+
+
+def tracepoint(event: str, since: str) -> Requirement:
+    """A tracepoint (CATEGORY:EVENT)."""
+    return Requirement(f"the {event} tracepoint", since, lambda: os.path.isdir(event_dir(*event.split(":"))))
 
 
 def tracepoint_field(event: str, field: str, since: str) -> Requirement:

@@ -226,16 +226,26 @@ class BpfObject:
 
     def map_items(self, name: str, key_struct: str, value_struct: str) -> list[tuple[Any, Any]]:
         """Every (key, value) of a hash map, decoded through BTF."""
-        fd = self._lib.bpf_map__fd(self._map(name))
         key_layout, value_layout = self.spec.layout(key_struct), self.spec.layout(value_struct)
-        key = ctypes.create_string_buffer(key_layout.size)
-        value = ctypes.create_string_buffer(value_layout.size)
+        return [(key_layout.decode(k), value_layout.decode(v)) for k, v in self.map_raw_items(name)]
+
+    def map_raw_items(self, name: str) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of a hash map, as bytes."""
+        m = self._map(name)
+        fd = self._lib.bpf_map__fd(m)
+        key = ctypes.create_string_buffer(self._lib.bpf_map__key_size(m))
+        value = ctypes.create_string_buffer(self._lib.bpf_map__value_size(m))
         items, previous = [], None
         while self._lib.bpf_map_get_next_key(fd, previous, key) == 0:
             if self._lib.bpf_map_lookup_elem(fd, key, value) == 0:
-                items.append((key_layout.decode(key.raw), value_layout.decode(value.raw)))
-            previous = ctypes.create_string_buffer(key.raw, key_layout.size)
+                items.append((key.raw, value.raw))
+            previous = ctypes.create_string_buffer(key.raw, len(key.raw))
         return items
+
+    def map_delete(self, name: str, key: bytes) -> None:
+        """Delete a key of a hash map (gone already is no error)."""
+        fd = self._lib.bpf_map__fd(self._map(name))
+        self._lib.bpf_map_delete_elem(fd, ctypes.create_string_buffer(key, len(key)))
 
     def close(self) -> None:
         for rb in self._ringbufs:

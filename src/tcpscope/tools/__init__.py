@@ -14,6 +14,7 @@ from .retrans import Retrans
 from .rtt import Rtt
 from .states import States
 from .synack import Synack
+from .top import Top
 from .tplist import Tplist
 from .trace import Trace
 
@@ -21,7 +22,7 @@ __all__ = ["TOOLS", "OBJECT_TOOLS"]
 
 TOOLS: dict[str, type[Tool]] = {
     t.name: t
-    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Rtt, Cong,
+    for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Rtt, Cong, Top,
               Tplist, Trace)
 }
 # The tools with a kernel object of their own (bpf/NAME.bpf.c).

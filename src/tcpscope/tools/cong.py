@@ -46,7 +46,7 @@ after their handshake are shown. -e prints one line per change instead (every
 time the tracepoint fires, also during handshakes and after the close), with the
 time spent in the state it leaves. The state names are the running kernel's
 (enum tcp_ca_state)."""
-    options = (*SOCKET_OPTIONS, "interval", "events")
+    options = (*SOCKET_OPTIONS, "interval", "iterations", "events")
     examples = """\
   tcpscope cong -i 5                 # every 5 s, each flow's time in each state so far
   tcpscope cong -e -D 443            # each state change of connections to HTTPS servers

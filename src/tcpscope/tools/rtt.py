@@ -42,7 +42,8 @@ tcp_info and ss -i report it) to a log2 histogram kept in the kernel, in µs
 lport (per local port). Printed at exit, and with -i at the end of every
 interval, each then holding that interval's samples only. -j gives the
 buckets as numbers. Filters run in the kernel."""
-    options = (*SOCKET_OPTIONS, "interval", "by", "milliseconds")
+    options = (*SOCKET_OPTIONS, "interval", "iterations", "by", "milliseconds")
+    group_keys = ("raddr", "lport")
     examples = """\
   tcpscope rtt -i 5                  # every 5 s, the RTT histogram of those 5 s
   tcpscope rtt --by raddr -D 443 -m  # per HTTPS server, in ms

@@ -55,7 +55,10 @@ def test_retransmits_match_the_kernel_counters(netns: Netns, hooks: dict[str, in
     failed = [r for r in rows if r["type"] == "failed"]
     assert len(sent) > 10 and "lost" not in err
     carried = sum(r["segs"] for r in sent)
-    assert carried == segments - failures, (segments, failures, len(failed), [r["state"] for r in rows])
+    # On failure, what a diagnosis needs: every counter that moved, and the events' errors.
+    moved = {k: after[k] - before[k] for k in after if after[k] != before.get(k)}
+    errors = sorted(r["err"] for r in failed)
+    assert carried == segments - failures, f"{len(sent)} sent, errors {errors}, {moved}, {err}"
     if offloads:
         assert carried > len(sent)  # some retransmits carried several segments
     else:

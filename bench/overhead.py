@@ -80,6 +80,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope rtt": [*tcpscope, "rtt", "-j"],
         "tcpscope cong": [*tcpscope, "cong", "-j"],
         "tcpscope top": [*tcpscope, "top", "-j"],
+        "tcpscope serve": [*tcpscope, "serve", "--listen", "127.0.0.1:0"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
         "bpftrace (print every event)": ["bpftrace", "-e", BPFTRACE_PRINT],
@@ -88,7 +89,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
 
 
 def ready_marker(mode: str) -> str:
-    return {"tcpdump": "listening on", "baseline": ""}.get(
+    return {"tcpdump": "listening on", "baseline": "", "tcpscope serve": "Serving"}.get(
         mode, "Tracing " if mode.startswith("tcpscope") else "Attaching"
     )
 
@@ -192,7 +193,8 @@ def main() -> None:
              "tcpscope states (library)", "tcpscope retrans",
              "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
              "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop",
-             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpdump",
+             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpscope serve",
+             "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

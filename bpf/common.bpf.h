@@ -337,6 +337,44 @@ int BPF_PROG(forget_sock, struct sock *sk)
 	return 0;
 }
 
+/* The log2 bucket of a value: slot N holds [2^N, 2^(N+1)), slot 0 also 0. */
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 slot = 0;
+
+#pragma unroll
+	for (int shift = 32; shift > 0; shift >>= 1) {
+		if (v >= (1ULL << shift)) {
+			v >>= shift;
+			slot += shift;
+		}
+	}
+	return slot;
+}
+
+/*
+ * The socket's byte counters count sequence space: bytes_acked includes an
+ * acked SYN (active opens only) and an acked FIN, bytes_received a received
+ * FIN. Report payload only. A FIN is acked only after all payload, so the
+ * unique payload sent bounds what bytes_acked can hold besides it.
+ */
+static __always_inline __u64 payload_acked(const struct tcp_sock *tp, const struct sock_info *info)
+{
+	__u64 acked = tp->bytes_acked, sent = tp->bytes_sent - tp->bytes_retrans;
+
+	if ((info->flags & SOCK_ACTIVE) && acked)
+		acked--; /* the SYN */
+	return acked < sent ? acked : sent;
+}
+
+static __always_inline __u64 payload_received(const struct sock *sk, const struct tcp_sock *tp)
+{
+	/* tcp_fin() marks the socket SOCK_DONE when the peer's FIN arrives. */
+	__u64 fin = (sk->__sk_common.skc_flags >> bpf_core_enum_value(enum sock_flags, SOCK_DONE)) & 1;
+
+	return tp->bytes_received - fin;
+}
+
 /* The identity groups every event ends with (see common.h): the owner as
  * tracked (unknown without state), the task on-CPU, the socket. */
 static __always_inline void event_ids(struct owner_id *owner, struct task_id *cpu, struct sock_id *sock,

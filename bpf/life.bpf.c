@@ -5,29 +5,6 @@
 
 EXPORT_TYPE(struct life_event, life_event);
 
-/*
- * The socket's byte counters count sequence space: bytes_acked includes an
- * acked SYN (active opens only) and an acked FIN, bytes_received a received
- * FIN. Report payload only. A FIN is acked only after all payload, so the
- * unique payload sent bounds what bytes_acked can hold besides it.
- */
-static __always_inline __u64 payload_acked(const struct tcp_sock *tp, const struct sock_info *info)
-{
-	__u64 acked = tp->bytes_acked, sent = tp->bytes_sent - tp->bytes_retrans;
-
-	if ((info->flags & SOCK_ACTIVE) && acked)
-		acked--; /* the SYN */
-	return acked < sent ? acked : sent;
-}
-
-static __always_inline __u64 payload_received(const struct sock *sk, const struct tcp_sock *tp)
-{
-	/* tcp_fin() marks the socket SOCK_DONE when the peer's FIN arrives. */
-	__u64 fin = (sk->__sk_common.skc_flags >> bpf_core_enum_value(enum sock_flags, SOCK_DONE)) & 1;
-
-	return tp->bytes_received - fin;
-}
-
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const int newstate)
 {

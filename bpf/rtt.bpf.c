@@ -25,20 +25,6 @@ int BPF_PROG(rtt_track, const struct sock *sk, const int oldstate, const int new
 	return 0;
 }
 
-static __always_inline __u32 log2_slot(__u32 v)
-{
-	__u32 slot = 0;
-
-#pragma unroll
-	for (int shift = 16; shift > 0; shift >>= 1) {
-		if (v >= (1U << shift)) {
-			v >>= shift;
-			slot += shift;
-		}
-	}
-	return slot;
-}
-
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(rtt_sample, struct sock *sk, const struct sk_buff *skb)
 {

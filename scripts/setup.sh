@@ -11,7 +11,8 @@ packages=(libbpf1)
 extras=""
 for arg in "$@"; do
     case "$arg" in
-        --test) packages+=(iproute2 nftables nginx-light apache2-utils iperf3 clang llvm libbpf-dev bpftool make)
+        --test) packages+=(iproute2 nftables nginx-light apache2-utils iperf3 prometheus openssl clang llvm
+                           libbpf-dev bpftool make)
                 extras="[test]" ;;
         --matrix) packages+=(qemu-system-x86 busybox-static cpio kmod python3.11 util-linux) ;;
         --bench) packages+=(iproute2 nginx-light apache2-utils tcpdump bpftrace iperf3) ;;

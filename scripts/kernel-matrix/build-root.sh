@@ -41,9 +41,10 @@ ln -s ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 
 # The real programs the tests run (iproute2 and nft for namespaces and faults,
-# nginx, ab and iperf3 for workloads, bpftool to inspect the tracers), busybox
-# for the rest.
+# nginx, ab and iperf3 for workloads, bpftool to inspect the tracers, Prometheus
+# and openssl for serve's tests), busybox for the rest.
 copy "$python" /usr/sbin/ip /usr/sbin/tc /usr/bin/ss /usr/sbin/nft /usr/sbin/nginx /usr/bin/ab /usr/bin/iperf3 \
+     /usr/bin/prometheus /usr/bin/openssl \
      /usr/sbin/bpftool /usr/bin/kmod /usr/bin/bash /usr/sbin/sysctl /usr/bin/setpriv \
      /usr/bin/unshare \
      /usr/lib/x86_64-linux-gnu/libbpf.so.1
@@ -58,6 +59,8 @@ tar -C / --exclude=usr/lib/python3.11/test --exclude='*/idlelib' --exclude='*/tk
 for so in /usr/lib/python3.11/lib-dynload/*.so; do copy "$so"; done
 tar -C / -cf - usr/share/nginx etc/nginx usr/lib/nginx 2>/dev/null | tar -C "$root" -xf - || true
 cp /etc/ld.so.cache /etc/passwd /etc/group /etc/nsswitch.conf /etc/protocols /etc/services "$root/etc/"
+mkdir -p "$root/etc/ssl" "$root/usr/lib/ssl"
+cp /etc/ssl/openssl.cnf "$root/etc/ssl/" && ln -s /etc/ssl/openssl.cnf "$root/usr/lib/ssl/openssl.cnf"
 cp -a /usr/lib/x86_64-linux-gnu/libnss_files* "$root/usr/lib/x86_64-linux-gnu/" 2>/dev/null || true
 echo "127.0.0.1 localhost" > "$root/etc/hosts"
 echo "::1 localhost ip6-localhost" >> "$root/etc/hosts"

@@ -42,7 +42,8 @@ logging.getLogger("tcpscope").addHandler(logging.NullHandler())
 
 # The tools' names, as open() takes them (tplist and trace included).
 TOOLS: tuple[str, ...] = ("life", "states", "connect", "connlat", "accept", "retrans", "synack", "reset",
-                          "drop", "probe", "rtt", "cong", "top", "tplist", "trace")
+                          "drop", "probe", "rtt", "cong", "top", "serve",
+                          "tplist", "trace")
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -173,7 +174,9 @@ def run(tool: Tool, out: Writer, err: IO[str]) -> int:
         plot = Samples(tool) if tool.config.output.plot else None
         stopped = lambda: stop.requested or out.reader_gone()  # noqa: E731
         try:
-            if tool.counting:
+            if tool.serves:
+                _serve(tracer, err, stopped)
+            elif tool.counting:
                 _write_counts(tracer, out, stopped)
             else:
                 _write_events(tracer, out, stopped, plot)
@@ -227,6 +230,24 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
         out.write(stamp + (render.header() or "") + "".join(map(render.line, rows)) + more)
         if done:
             return
+
+
+def _serve(tracer: Tracer, err: IO[str], stopped: Callable[[], bool]) -> None:
+    """Serve /metrics until stopped (or -d), each scrape reading the kernel's counts."""
+    from .exporter import MetricsServer
+
+    tool = tracer.tool
+    server = MetricsServer(tool.config.listen, lambda: tool.families(tracer.source),  # type: ignore[attr-defined]
+                           tool.web)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    print(f"Serving TCP metrics on {server.url}. Ctrl-C to end.", file=err, flush=True)
+    try:
+        for _ in tracer.batches(tool.config.duration, stop=stopped):
+            pass  # counting: the kernel hands over no events
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Samples:

@@ -62,6 +62,9 @@ class Config:
     iterations: int | None = None  # stop after this many interval reports
     by: str | None = None  # rtt: a histogram per "raddr" or "lport"; top: a row per "pid"
     milliseconds: bool = False  # rtt: buckets of ms
+    listen: tuple[str, int] | None = None  # serve: the address to serve on (None: net.DEFAULT_LISTEN)
+    web_config: str | None = None  # serve: TLS and basic auth
+    port_labels: frozenset[int] = frozenset()  # serve: ports with a label of their own
     probes: tuple[str, ...] = ()  # trace: what to trace
     patterns: tuple[str, ...] = ()  # tplist: which tracepoints
 

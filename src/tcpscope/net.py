@@ -11,7 +11,7 @@ from .errors import UsageError
 
 __all__ = ["Addresses", "Names", "parse_ports", "parse_pid", "parse_count", "parse_netns", "parse_seconds",
            "parse_milliseconds", "parse_ring_mb", "parse_interval", "parse_image_path", "parse_group_key",
-           "port_bitmap"]
+           "parse_listen", "parse_file", "port_bitmap", "DEFAULT_LISTEN"]
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -60,6 +60,32 @@ def parse_ports(text: str) -> frozenset[int]:
             raise UsageError(f"port {port} is out of range (1-65535)")
         ports.add(port)
     return frozenset(ports)
+
+
+DEFAULT_LISTEN = ("127.0.0.1", 10135)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ADDR:PORT to listen on: '127.0.0.1:10135', '[::1]:10135', ':10135' (every address);
+    port 0: any free port."""
+    host, sep, port_text = text.rpartition(":")
+    port = _whole(port_text)
+    if not sep or port is None or not 0 <= port <= 65535:
+        raise UsageError(f"{text!r} is not ADDR:PORT (e.g. 127.0.0.1:10135, [::1]:10135 or :10135)")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        if host:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        raise UsageError(f"{host!r} is not an IP address (listen on an address, e.g. 127.0.0.1)") from None
+    return host, port
+
+
+def parse_file(text: str) -> str:
+    """A file that exists and can be read."""
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise UsageError(f"{text!r} is not a file that can be read")
+    return text
 
 
 def port_bitmap(ports: frozenset[int]) -> bytes:

@@ -13,9 +13,11 @@ from .config import Config
 from .errors import UsageError
 from .net import (
     parse_count,
+    parse_file,
     parse_group_key,
     parse_image_path,
     parse_interval,
+    parse_listen,
     parse_milliseconds,
     parse_netns,
     parse_pid,
@@ -97,6 +99,15 @@ OPTIONS: dict[str, Option] = {
         Option(("-i", "--interval"), "interval",
                "an interval: seconds (e.g. 5 or 0.5) or with a unit, 100ms (each tool says what it does "
                "per interval)", parse_interval, "INTERVAL"),
+        Option(("--listen",), "listen",
+               "serve on this ADDR:PORT (default 127.0.0.1:10135; :10135 for every address)", parse_listen,
+               "ADDR:PORT"),
+        Option(("--web-config",), "web_config",
+               "TLS and basic auth, from a web configuration file in the format of Prometheus' exporters "
+               "(tls_server_config, basic_auth_users)", parse_file, "FILE"),
+        Option(("--port-labels",), "port_labels",
+               "give these ports a port label of their own (every other port: other), e.g. 80,443",
+               parse_ports, "PORTS"),
         Option(("-n", "--iterations"), "iterations", "stop after N interval reports", parse_count, "N"),
         Option(("--scroll",), "scroll", "print each report below the last instead of redrawing the screen",
                output=True),

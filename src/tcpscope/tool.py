@@ -33,6 +33,7 @@ __all__ = ["Tool", "ObjectTool", "Source", "object_spec", "require_privileges", 
 log = logging.getLogger("tcpscope")
 
 RING_BYTES = 16 << 20  # room for bursts while the reader is busy or descheduled
+PAGE_BYTES = 4096  # a ring buffer's smallest size (a tool with no events keeps its rings this small)
 WAKEUP_BYTES = 1 << 20  # the kernel wakes the reader once this much waits
 BATCH = 8192  # records decoded at a time
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
@@ -83,6 +84,7 @@ class Tool:
     count_cells: ClassVar[tuple[Field, ...]] = ()  # what -c reports per row (the JSON keys)
     group_keys: ClassVar[tuple[str, ...]] = ()  # what --by may name
     redraws: ClassVar[bool] = False  # interval reports redraw a terminal's screen (top), unless --scroll
+    serves: ClassVar[bool] = False  # serves its counts over HTTP until stopped (serve), instead of printing
 
     def __init__(self, config: Config, clock_offset_ns: int | None = None) -> None:
         if config.by is not None and config.by not in self.group_keys:
@@ -241,6 +243,8 @@ class ObjectTool(Tool):
 
     @property
     def ring_bytes(self) -> int:
+        if self.record is None:
+            return PAGE_BYTES  # no events: the smallest ring there is
         mb = self.config.ring_mb
         return mb << 20 if mb else RING_BYTES
 
@@ -271,6 +275,8 @@ class ObjectTool(Tool):
         try:
             obj.set_constants({**self.constants(), "wakeup_bytes": WAKEUP_BYTES})
             obj.resize("events", self.ring_bytes)
+            if self.record is None:
+                obj.resize("spill", PAGE_BYTES)
             # Owners are needed to show them or to filter by them; counts show none.
             no_owner = bool(self.owner_programs) and (
                 not self.config.owners or (self.counting and not self.config.filters.pid))

@@ -61,6 +61,11 @@ class Tracer:
         """Events the kernel could not hand over so far (no room in the ring buffer)."""
         return self._source.lost() if self._source is not None else self._lost
 
+    @property
+    def source(self) -> Source:
+        """What the tool started in the kernel (UsageError once closed)."""
+        return self._open_source()
+
     def _open_source(self) -> Source:
         if self._source is None:
             raise UsageError(f"this {self.tool.name} tracer is closed")

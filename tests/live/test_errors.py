@@ -72,7 +72,8 @@ def test_missing_tracepoint_is_named() -> None:
 
 
 @pytest.mark.parametrize(("tool", "message"), [
-    ("tplist", "tcpscope tplist: reading tracefs (/sys/kernel/tracing) needs root: run it with sudo"),
+    ("tplist", "tcpscope tplist: reading tracefs (/sys/kernel/tracing) needs root (or CAP_DAC_READ_SEARCH): "
+               "run it with sudo"),
     ("life", "tcpscope life: tcpscope needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")])
 def test_not_root(tool: str, message: str) -> None:
     # A real unprivileged user, running a copy of the package it can read.

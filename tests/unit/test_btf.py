@@ -61,6 +61,9 @@ def test_enums_and_attach_points(name: str) -> None:
     own = {"retrans": ["tp_btf/tcp_retransmit_skb"], "synack": ["tp_btf/tcp_retransmit_synack"],
            "probe": ["tp_btf/tcp_probe"], "cong": ["tp_btf/tcp_cong_state_set"],
            "rtt": ["tp_btf/tcp_probe"], "top": ["tp_btf/sock_recv_length", "tp_btf/sock_send_length"],
+               "serve": ["tp_btf/kfree_skb", "tp_btf/tcp_probe", "tp_btf/tcp_receive_reset",
+                         "tp_btf/tcp_retransmit_skb", "tp_btf/tcp_retransmit_synack",
+                         "tp_btf/tcp_send_reset"],
            "reset": ["tp_btf/tcp_receive_reset", "tp_btf/tcp_send_reset"], "drop": ["tp_btf/kfree_skb"],
            "accept": [f"tracepoint/syscalls/sys_{end}_{call}" for end in ("enter", "exit")
                       for call in ("accept", "accept4")]}

@@ -33,8 +33,10 @@ def tracefs_root() -> str:
     global _root
     if _root is None:
         for path in CANDIDATES:
-            if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
-                raise NotPermitted(f"reading tracefs ({path}) needs root: run it with sudo")
+            # The effective IDs and capabilities: CAP_DAC_READ_SEARCH is enough.
+            if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK, effective_ids=True):
+                raise NotPermitted(f"reading tracefs ({path}) needs root (or CAP_DAC_READ_SEARCH): run it "
+                                   "with sudo")
             if os.path.isdir(os.path.join(path, "events")):
                 _root = path
                 break

@@ -12,6 +12,7 @@ from .probe import Probe
 from .reset import Reset
 from .retrans import Retrans
 from .rtt import Rtt
+from .serve import Serve
 from .states import States
 from .synack import Synack
 from .top import Top
@@ -23,7 +24,7 @@ __all__ = ["TOOLS", "OBJECT_TOOLS"]
 TOOLS: dict[str, type[Tool]] = {
     t.name: t
     for t in (Life, States, Connect, Connlat, Accept, Retrans, Synack, Reset, Drop, Probe, Rtt, Cong, Top,
-              Tplist, Trace)
+              Serve, Tplist, Trace)
 }
 # The tools with a kernel object of their own (bpf/NAME.bpf.c).
 OBJECT_TOOLS: dict[str, type[ObjectTool]] = {n: t for n, t in TOOLS.items() if issubclass(t, ObjectTool)}

@@ -130,8 +130,8 @@ tracepoints until 6.5."""
                 row = rows.setdefault(pid, [now, pid, comm, None, None, None, None, None, None, 0, 0, 0])
             else:
                 family, laddr, raddr, netns = sock(flow.sock)
-                row = rows.setdefault((key.cookie, key.pid), [now, pid, comm, family, laddr, flow.lport, raddr, flow.rport,
-                                            netns, 0, 0, 0])
+                row = rows.setdefault((key.cookie, key.pid), [now, pid, comm, family, laddr, flow.lport,
+                                                              raddr, flow.rport, netns, 0, 0, 0])
             row[9:] = row[9] + 1, row[10] + rx, row[11] + tx
         return sorted((tuple(r) for r in rows.values()), key=lambda r: (-(r[10] + r[11]), r[1]))
 

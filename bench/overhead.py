@@ -80,6 +80,7 @@ def tracer_command(mode: str, ns: str, out: str) -> list[str] | None:
         "tcpscope rtt": [*tcpscope, "rtt", "-j"],
         "tcpscope cong": [*tcpscope, "cong", "-j"],
         "tcpscope top": [*tcpscope, "top", "-j"],
+        "tcpscope top --by pid": [*tcpscope, "top", "-j", "--by", "pid"],
         "tcpscope serve": [*tcpscope, "serve", "--listen", "127.0.0.1:0"],
         "tcpdump": ["ip", "netns", "exec", ns, "tcpdump", "-q", "-i", "lo", "-w", "/dev/null"],
         # bpftrace may warn that it cannot raise RLIMIT_MEMLOCK; kernels since 5.11 do not need it.
@@ -193,8 +194,8 @@ def main() -> None:
              "tcpscope states (library)", "tcpscope retrans",
              "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
              "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop",
-             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpscope serve",
-             "tcpdump",
+             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpscope top --by pid",
+             "tcpscope serve", "tcpdump",
              "bpftrace (print every event)", "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]

@@ -16,7 +16,6 @@ EXPORT_TYPE(struct top_flow, top_flow);
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct top_key);
 	__type(value, struct top_flow);
 } counts SEC(".maps");
@@ -26,7 +25,6 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u8);
 } closed SEC(".maps");

@@ -110,6 +110,10 @@ class Renderer:
         """What a row holds for the cell called name, from its raw value."""
         return _same
 
+    def converts(self, name: str) -> bool:
+        """Whether convert(name) changes anything."""
+        return self.convert(name) is not _same
+
     def line(self, row: tuple[Any, ...]) -> str:
         raise NotImplementedError
 

@@ -162,8 +162,16 @@ class Tool:
 
     def count_row_maker(self, render: Renderer) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         """A count row's values as render holds them (null, text and JSON values converted)."""
-        converters = [render.convert(cell.name) for cell in self.count_cells]
-        return lambda row: tuple(convert(value) for convert, value in zip(converters, row))
+        converters = [(i, render.convert(cell.name)) for i, cell in enumerate(self.count_cells)
+                      if render.converts(cell.name)]
+
+        def row(values: tuple[Any, ...]) -> tuple[Any, ...]:
+            converted = list(values)
+            for i, convert in converters:
+                converted[i] = convert(converted[i])
+            return tuple(converted)
+
+        return row
 
     def count_rows(self, source: Source) -> list[tuple[Any, ...]]:
         """-c's rows (a value per count_cells), most first."""

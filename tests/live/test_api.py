@@ -329,7 +329,7 @@ def test_tools() -> None:
     """TOOLS names what open() takes, and open() takes each (checked up to loading: an
     unknown keyword is refused by every one of them, naming the keyword)."""
     assert tcpscope.TOOLS == ("life", "states", "connect", "connlat", "accept", "retrans", "synack", "reset",
-                              "drop", "probe", "rtt", "cong", "tplist", "trace")
+                              "drop", "probe", "rtt", "cong", "top", "serve", "tplist", "trace")
     for tool in tcpscope.TOOLS:
         with pytest.raises(tcpscope.UsageError, match="bogus"):
             tcpscope.open(tool, bogus=1)

@@ -18,10 +18,11 @@ FILTERS = {"pid": ["-p", "1"], "localport": ["-L", "80,443"], "remoteport": ["-D
            "ipv4": ["-4"], "netns": ["-N", "/proc/self/ns/net"]}
 MODES = {"count": ["-c"], "min_ms": ["--min-ms", "5"], "stack": ["--stack"], "sequence": ["-S"],
          "no_owner": ["--no-owner"], "interval": ["-i", "100ms"], "events": ["-e"],
-         "by": ["--by", "raddr"], "milliseconds": ["-m"]}
-POSITIONAL = {"connlat": ["5"]}  # its minimum latency
+         "by": ["--by"], "milliseconds": ["-m"], "port_labels": ["--port-labels", "80"]}
+# What a tool needs besides: connlat's minimum latency; a free port for serve.
+EXTRA = {"connlat": ["5"], "serve": ["--listen", "127.0.0.1:0"]}
 # The oldest kernel each tool loads on, where that is newer than the oldest the matrix runs.
-NEEDS = {"accept": (6, 2)}
+NEEDS = {"accept": (6, 2), "top": (6, 3)}
 
 
 def _runs() -> list[tuple[str, list[str]]]:
@@ -31,9 +32,11 @@ def _runs() -> list[tuple[str, list[str]]]:
         runs.append((name, filters))
         for option, args in MODES.items():
             if option in tool.options:
+                if option == "by":
+                    args = [*args, tool.group_keys[0]]
                 # --no-owner cannot be combined with -p: owners are what -p filters on.
                 runs.append((name, [*(filters[2:] if option == "no_owner" else filters), *args]))
-    return [(name, [*args, *POSITIONAL.get(name, [])]) for name, args in runs]
+    return [(name, [*args, *EXTRA.get(name, [])]) for name, args in runs]
 
 
 @pytest.mark.parametrize(("tool", "args"), _runs(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
@@ -47,4 +50,5 @@ def test_loads_or_refuses(tool: str, args: list[str]) -> None:
         assert os.uname().release in proc.stderr
     else:
         assert proc.returncode == 0, proc.stderr
-        assert "Tracing " in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
+        ready = "Serving " if tool == "serve" else "Tracing "
+        assert ready in proc.stderr and "WARNING" not in proc.stderr, proc.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
 import platform
@@ -85,6 +86,7 @@ class ObjectSpec:
 
 # struct bpf_prog_info (uapi/linux/bpf.h, a stable ABI): where recursion_misses
 # is, and room for all of it the kernel may fill.
+_BATCH = 4096  # map entries read or deleted per system call
 _RECURSION_MISSES = 208
 _PROG_INFO_BYTES = 256
 
@@ -230,22 +232,44 @@ class BpfObject:
         return [(key_layout.decode(k), value_layout.decode(v)) for k, v in self.map_raw_items(name)]
 
     def map_raw_items(self, name: str) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) of a hash map, as bytes."""
+        """Every (key, value) of a hash map, as bytes, read in batches: a few system
+        calls for thousands of entries."""
         m = self._map(name)
         fd = self._lib.bpf_map__fd(m)
-        key = ctypes.create_string_buffer(self._lib.bpf_map__key_size(m))
-        value = ctypes.create_string_buffer(self._lib.bpf_map__value_size(m))
-        items, previous = [], None
-        while self._lib.bpf_map_get_next_key(fd, previous, key) == 0:
-            if self._lib.bpf_map_lookup_elem(fd, key, value) == 0:
-                items.append((key.raw, value.raw))
-            previous = ctypes.create_string_buffer(key.raw, len(key.raw))
-        return items
+        key_size, value_size = self._lib.bpf_map__key_size(m), self._lib.bpf_map__value_size(m)
+        room = min(self._lib.bpf_map__max_entries(m), _BATCH)
+        keys = ctypes.create_string_buffer(room * key_size)
+        values = ctypes.create_string_buffer(room * value_size)
+        token = ctypes.create_string_buffer(8)  # where the kernel's walk of the map stopped
+        items: list[tuple[bytes, bytes]] = []
+        first = True
+        while True:
+            count = ctypes.c_uint32(room)
+            err = self._lib.bpf_map_lookup_batch(fd, None if first else token, token, keys, values,
+                                                 ctypes.byref(count), None)
+            first = False
+            if err and err != -errno.ENOENT:
+                self._lib.check(err, f"reading the map {name} of {self.spec.name}")
+            raw_keys, raw_values = keys.raw, values.raw
+            items += [(raw_keys[i * key_size:(i + 1) * key_size],
+                       raw_values[i * value_size:(i + 1) * value_size]) for i in range(count.value)]
+            if err:  # -ENOENT: the walk reached the end
+                return items
 
-    def map_delete(self, name: str, key: bytes) -> None:
-        """Delete a key of a hash map (gone already is no error)."""
+    def map_delete(self, name: str, raw_keys: list[bytes]) -> None:
+        """Delete keys of a hash map (in batches; keys gone already are no error)."""
         fd = self._lib.bpf_map__fd(self._map(name))
-        self._lib.bpf_map_delete_elem(fd, ctypes.create_string_buffer(key, len(key)))
+        for start in range(0, len(raw_keys), _BATCH):
+            chunk = raw_keys[start:start + _BATCH]
+            count = ctypes.c_uint32(len(chunk))
+            joined = b"".join(chunk)
+            err = self._lib.bpf_map_delete_batch(fd, ctypes.create_string_buffer(joined, len(joined)),
+                                                 ctypes.byref(count), None)
+            if err == -errno.ENOENT:  # a key that was gone stops the batch: delete the rest one by one
+                for key in chunk[count.value + 1:]:
+                    self._lib.bpf_map_delete_elem(fd, ctypes.create_string_buffer(key, len(key)))
+            elif err:
+                self._lib.check(err, f"deleting from the map {name} of {self.spec.name}")
 
     def close(self) -> None:
         for rb in self._ringbufs:

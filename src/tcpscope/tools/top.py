@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import Config
 from ..ebpf.kernel import tracepoint
-from ..output import Column, Field
+from ..output import Cache, Column, Field
 from .common import SOCKET_OPTIONS, SocketTool, csv_columns, endpoint, flow_fields, identity_decoders
 
 __all__ = ["Top"]
@@ -103,20 +103,19 @@ tracepoints until 6.5."""
         entries = obj.map_raw_items("counts")
         key_layout, flow_layout = (self.spec.layout(s) for s in self.count_map)
         rows = self.counted([(key_layout.decode(k), flow_layout.decode(v)) for k, v in entries])
-        for raw_key, _ in entries:
-            if raw_key[:COOKIE_BYTES] in finished:
-                obj.map_delete("counts", raw_key)
-                key = key_layout.decode(raw_key)
-                del self._before[key.cookie, key.pid]
-        for cookie in closed:
-            obj.map_delete("closed", cookie)
+        final = [raw_key for raw_key, _ in entries if raw_key[:COOKIE_BYTES] in finished]
+        obj.map_delete("counts", final)
+        obj.map_delete("closed", closed)
+        for raw_key in final:
+            key = key_layout.decode(raw_key)
+            del self._before[key.cookie, key.pid]
         return rows
 
     def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
         """A row per connection (--by pid: per process) that moved bytes since the
         last report, busiest first."""
         decoders = identity_decoders(self.spec)
-        task, sock = decoders["cpu"], decoders["sock"]
+        task, sock = Cache(decoders["cpu"]).__getitem__, Cache(decoders["sock"]).__getitem__  # few distinct
         now = time.time()
         rows: dict[Any, list[Any]] = {}
         for key, flow in items:

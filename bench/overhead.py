@@ -194,9 +194,9 @@ def main() -> None:
              "tcpscope states (library)", "tcpscope retrans",
              "tcpscope retrans --no-owner", "tcpscope synack", "tcpscope connect", "tcpscope connect -c",
              "tcpscope accept", "tcpscope reset", "tcpscope reset --no-owner", "tcpscope drop",
-             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top", "tcpscope top --by pid",
-             "tcpscope serve", "tcpdump",
-             "bpftrace (print every event)", "bpftrace (empty program)"]
+             "tcpscope probe -i 100ms", "tcpscope rtt", "tcpscope cong", "tcpscope top",
+             "tcpscope top --by pid", "tcpscope serve", "tcpdump", "bpftrace (print every event)",
+             "bpftrace (empty program)"]
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]
 

@@ -183,6 +183,27 @@ def ab_rate(ns: str, requests: int, concurrency: int) -> float:
     return float(re.search(r"Requests per second:\s+([\d.]+)", proc.stdout)[1])  # type: ignore[index]
 
 
+def start_nginx(prefix: str) -> tuple[str, Path, subprocess.Popen[bytes]]:
+    """nginx serving a 512-byte file on 127.0.0.1:8080 in a new network namespace:
+    the namespace's name, a scratch directory, the server."""
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    (work / "www").mkdir()
+    (work / "www" / "file").write_bytes(b"x" * 512)
+    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work))
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
+                    "net.ipv4.ip_local_port_range=1024 65000"], check=True)
+    return ns, work, subprocess.Popen(["ip", "netns", "exec", ns, "nginx", "-c", str(work / "nginx.conf")])
+
+
+def stop_nginx(ns: str, nginx: subprocess.Popen[bytes]) -> None:
+    nginx.terminate()
+    nginx.wait()
+    subprocess.run(["ip", "netns", "delete", ns])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
@@ -200,16 +221,7 @@ def main() -> None:
     if a.modes != "all":
         modes = ["baseline"] + [m for m in modes if m in a.modes.split(",") and m != "baseline"]
 
-    ns = f"tcpscope-bench-{uuid.uuid4().hex[:8]}"
-    work = Path(tempfile.mkdtemp(prefix="tcpscope-bench-"))
-    (work / "www").mkdir()
-    (work / "www" / "file").write_bytes(b"x" * 512)
-    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work))
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
-                    "net.ipv4.ip_local_port_range=1024 65000"], check=True)
-    nginx = subprocess.Popen(["ip", "netns", "exec", ns, "nginx", "-c", str(work / "nginx.conf")])
+    ns, work, nginx = start_nginx("tcpscope-bench")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     ratios: dict[str, list[float]] = {m: [] for m in modes}
     startup: dict[str, list[float]] = {m: [] for m in modes}
@@ -246,9 +258,7 @@ def main() -> None:
         costs = {m: cost(m, ns, str(work / "out"), a.requests, a.concurrency)
                  for m in traced if m.startswith("tcpscope")}
     finally:
-        nginx.terminate()
-        nginx.wait()
-        subprocess.run(["ip", "netns", "delete", ns])
+        stop_nginx(ns, nginx)
 
     base = statistics.median(rates["baseline"])
     print(f"\n{a.rounds} rounds of ab -n {a.requests} -c {a.concurrency}, nginx on loopback, "

@@ -19,15 +19,13 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import NGINX_CONF  # noqa: E402
+from overhead import start_nginx, stop_nginx  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -38,16 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=int, default=300)
     a = p.parse_args()
-    ns = f"tcpscope-soak-{uuid.uuid4().hex[:8]}"
-    work = Path(tempfile.mkdtemp(prefix="tcpscope-soak-"))
-    (work / "www").mkdir()
-    (work / "www" / "file").write_bytes(b"x" * 512)
-    (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work))
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
-                    "net.ipv4.ip_local_port_range=1024 65000"], check=True)
-    nginx = subprocess.Popen(["ip", "netns", "exec", ns, "nginx", "-c", str(work / "nginx.conf")])
+    ns, _, nginx = start_nginx("tcpscope-soak")
     serve = subprocess.Popen([sys.executable, "-m", "tcpscope", "serve", "-N", f"/var/run/netns/{ns}",
                               "--listen", "127.0.0.1:0", "--port-labels", "8080"],
                              stderr=subprocess.PIPE, text=True)
@@ -81,9 +70,7 @@ def main() -> None:
             loader.join()
         serve.terminate()
         serve.wait()
-        nginx.terminate()
-        nginx.wait()
-        subprocess.run(["ip", "netns", "delete", ns])
+        stop_nginx(ns, nginx)
 
     took = sorted(s[1] * 1e3 for s in samples)
     reads = sorted(s[2] * 1e3 for s in samples)

@@ -10,7 +10,6 @@
 
 EXPORT_TYPE(struct accept_event, accept_event);
 
-#define IPPROTO_TCP 6
 #define IPPROTO_MPTCP 262
 #define SOCK_STREAM 1
 

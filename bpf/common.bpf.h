@@ -15,6 +15,9 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -374,6 +377,85 @@ static __always_inline __u64 payload_received(const struct sock *sk, const struc
 
 	return tp->bytes_received - fin;
 }
+
+/* A TCP packet's ends as it travels: its source as the local end, its
+ * destination as the remote one (swap them for a packet received); the TCP
+ * flags into *flags. False unless TCP over IP. */
+static __always_inline bool packet_identify(const struct sk_buff *skb, struct sock_ident *id, __u8 *flags)
+{
+	unsigned char *head = skb->head, *l4;
+	__u16 protocol = bpf_ntohs(skb->protocol);
+	__u8 ip[40], tcp[14];
+
+	__builtin_memset(id, 0, sizeof(*id));
+	if (protocol == ETH_P_IP) {
+		if (bpf_probe_read_kernel(ip, 20, head + skb->network_header) || ip[9] != IPPROTO_TCP)
+			return false;
+		id->id.family = AF_INET;
+		__builtin_memcpy(id->id.laddr, ip + 12, 4);
+		__builtin_memcpy(id->id.raddr, ip + 16, 4);
+	} else if (protocol == ETH_P_IPV6) {
+		if (bpf_probe_read_kernel(ip, 40, head + skb->network_header) || ip[6] != IPPROTO_TCP)
+			return false;
+		id->id.family = AF_INET6;
+		__builtin_memcpy(id->id.laddr, ip + 8, 16);
+		__builtin_memcpy(id->id.raddr, ip + 24, 16);
+	} else {
+		return false;
+	}
+	l4 = head + skb->transport_header;
+	if (skb->transport_header == skb->network_header) /* not set yet */
+		l4 += protocol == ETH_P_IP ? (ip[0] & 0xf) * 4 : 40;
+	if (bpf_probe_read_kernel(tcp, sizeof(tcp), l4))
+		return false;
+	id->lport = (tcp[0] << 8) | tcp[1];
+	id->rport = (tcp[2] << 8) | tcp[3];
+	*flags = tcp[13];
+	id->id.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	if (!id->id.netns && BPF_CORE_READ(skb, sk))
+		id->id.netns = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+	return true;
+}
+
+/* The connection a RST is sent on: sk, a full socket or a request or time-wait
+ * one (no inet_sock: its bound port is skc_num); with no socket, the packet the
+ * RST answers, its destination the local end. */
+static __always_inline bool reset_identify(const struct sock *sk, const struct sk_buff *skb,
+					   struct sock_ident *id)
+{
+	struct tcp_sock *tp;
+	__u8 addr[16], flags;
+	__u16 port;
+
+	if (sk) {
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (tp) {
+			sock_identify(sk, tp, id);
+		} else {
+			common_identify(&sk->__sk_common, id);
+			id->lport = sk->__sk_common.skc_num;
+		}
+		return true;
+	}
+	if (!skb || !packet_identify(skb, id, &flags))
+		return false;
+	__builtin_memcpy(addr, id->id.laddr, 16);
+	__builtin_memcpy(id->id.laddr, id->id.raddr, 16);
+	__builtin_memcpy(id->id.raddr, addr, 16);
+	port = id->lport;
+	id->lport = id->rport;
+	id->rport = port;
+	return true;
+}
+
+/* Present since 6.10, when tcp_send_reset gained its reason argument. */
+enum sk_rst_reason {
+	SK_RST_REASON_NOT_SPECIFIED,
+};
+
+struct trace_event_raw_tcp_send_reset {
+	enum sk_rst_reason reason; /* an enum, as in the kernel, for CO-RE to match it */
+} __attribute__((preserve_access_index));
 
 /* The identity groups every event ends with (see common.h): the owner as
  * tracked (unknown without state), the task on-CPU, the socket. */

@@ -13,8 +13,6 @@ EXPORT_TYPE(enum histogram_id, histogram_id);
 
 #define ECONNREFUSED 111
 #define ETIMEDOUT 110
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
 
 /* --port-labels: a bitmap of the ports that get a label of their own. */
 const volatile __u8 port_labels_on = 0;
@@ -167,74 +165,15 @@ int BPF_PROG(serve_synack, const struct sock *sk, const struct request_sock *req
 	return 0;
 }
 
-/* A packet's ends, the local one its destination (what RSTs answer and drops
- * mostly are: received packets); false unless TCP over IP. */
-static __always_inline bool packet_identify(const struct sk_buff *skb, struct sock_ident *id)
-{
-	unsigned char *head = skb->head, *l4;
-	__u16 protocol = bpf_ntohs(skb->protocol);
-	__u8 ip[40];
-	__u16 ports[2];
-
-	__builtin_memset(id, 0, sizeof(*id));
-	if (protocol == ETH_P_IP) {
-		if (bpf_probe_read_kernel(ip, 20, head + skb->network_header) || ip[9] != 6)
-			return false;
-		id->id.family = AF_INET;
-		__builtin_memcpy(id->id.raddr, ip + 12, 4);
-		__builtin_memcpy(id->id.laddr, ip + 16, 4);
-	} else if (protocol == ETH_P_IPV6) {
-		if (bpf_probe_read_kernel(ip, 40, head + skb->network_header) || ip[6] != 6)
-			return false;
-		id->id.family = AF_INET6;
-		__builtin_memcpy(id->id.raddr, ip + 8, 16);
-		__builtin_memcpy(id->id.laddr, ip + 24, 16);
-	} else {
-		return false;
-	}
-	l4 = head + skb->transport_header;
-	if (skb->transport_header == skb->network_header) /* not set yet */
-		l4 += protocol == ETH_P_IP ? (ip[0] & 0xf) * 4 : 40;
-	if (bpf_probe_read_kernel(ports, sizeof(ports), l4))
-		return false;
-	id->rport = bpf_ntohs(ports[0]);
-	id->lport = bpf_ntohs(ports[1]);
-	id->id.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
-	if (!id->id.netns && BPF_CORE_READ(skb, sk))
-		id->id.netns = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
-	return true;
-}
-
-/* Present since 6.10, when tcp_send_reset gained its reason argument. */
-enum sk_rst_reason {
-	SK_RST_REASON_NOT_SPECIFIED,
-};
-
-struct trace_event_raw_tcp_send_reset {
-	enum sk_rst_reason reason; /* an enum, as in the kernel, for CO-RE to match it */
-} __attribute__((preserve_access_index));
-
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(serve_reset_sent, const struct sock *sk, const struct sk_buff *skb)
 {
 	struct sock_ident id;
-	struct tcp_sock *tp;
 	__u16 reason = 0;
 
 	if (bpf_core_field_exists(struct trace_event_raw_tcp_send_reset, reason))
 		reason = (__u16)ctx[2];
-	if (sk) {
-		tp = bpf_skc_to_tcp_sock((void *)sk);
-		if (tp) {
-			sock_identify(sk, tp, &id);
-		} else { /* a request or time-wait socket: no inet_sock */
-			common_identify(&sk->__sk_common, &id);
-			id.lport = sk->__sk_common.skc_num;
-		}
-	} else if (!skb || !packet_identify(skb, &id)) {
-		return 0;
-	}
-	if (sock_passes(&id))
+	if (reset_identify(sk, skb, &id) && sock_passes(&id))
 		add(METRIC_RESETS_SENT, reason, port_label(&id), 1);
 	return 0;
 }
@@ -258,8 +197,10 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(serve_drop, struct sk_buff *skb, void *location, int reason)
 {
 	struct sock_ident id;
+	__u8 flags;
 
-	if (packet_identify(skb, &id) && sock_passes(&id))
+	/* The packet's ends as it travels, as drop shows them (the port label takes either). */
+	if (packet_identify(skb, &id, &flags) && sock_passes(&id))
 		add(METRIC_DROPS, reason, port_label(&id), 1);
 	return 0;
 }

@@ -14,7 +14,7 @@ from ..net import AF_INET6, Addresses, Names
 from ..output import Cell, Column, Field, Group, Renderer
 from ..tool import ObjectTool
 
-__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "ca_state_names", "identity_cells",
+__all__ = ["SOCKET_OPTIONS", "SocketTool", "endpoint", "ca_state_names", "kilobytes", "identity_cells",
            "identity_decoders", "owner_fields", "csv_columns",
            "cpu_fields", "sock_fields", "port_fields", "flow_fields", "address_columns", "owner_columns",
            "process_ip_columns"]
@@ -140,6 +140,11 @@ def csv_columns(fields: tuple[Field, ...]) -> list[Column]:
     """A CSV column per field, headed by its name in capitals (family: IP); JSON values as JSON."""
     return [Column("IP" if f.name == "family" else f.name.upper(), f.name,
                    csv_text=json.dumps if f.kind == "json" else None) for f in fields]
+
+
+def kilobytes(n: int) -> str:
+    """Bytes as whole KiB, as bcc's tools show them."""
+    return str(n // 1024)
 
 
 def endpoint(address: str, port: int) -> str:

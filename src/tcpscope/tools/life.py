@@ -10,15 +10,12 @@ from .common import (
     SocketTool,
     address_columns,
     identity_cells,
+    kilobytes,
     owner_columns,
     port_fields,
 )
 
 __all__ = ["Life"]
-
-
-def _kb(n: int) -> str:
-    return str(n // 1024)
 
 
 class Life(SocketTool):
@@ -63,8 +60,8 @@ exit."""
         wide = self.wide
         kb = 6 if wide else 5
         return owner_columns(wide) + address_columns(wide) + [
-            Column("TX_KB", "tx_bytes", kb, right=True, text=_kb, csv_header="TX_BYTES"),
-            Column("RX_KB", "rx_bytes", kb, right=True, text=_kb, csv_header="RX_BYTES"),
+            Column("TX_KB", "tx_bytes", kb, right=True, text=kilobytes, csv_header="TX_BYTES"),
+            Column("RX_KB", "rx_bytes", kb, right=True, text=kilobytes, csv_header="RX_BYTES"),
             Column("MS", "duration_ms", text=lambda ms: f"{ms:.2f}"),
         ]
 

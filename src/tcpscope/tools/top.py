@@ -9,15 +9,19 @@ from typing import Any
 from ..config import Config
 from ..ebpf.kernel import tracepoint
 from ..output import Cache, Column, Field
-from .common import SOCKET_OPTIONS, SocketTool, csv_columns, endpoint, flow_fields, identity_decoders
+from .common import (
+    SOCKET_OPTIONS,
+    SocketTool,
+    csv_columns,
+    endpoint,
+    flow_fields,
+    identity_decoders,
+    kilobytes,
+)
 
 __all__ = ["Top"]
 
 COOKIE_BYTES = 8  # struct top_key begins with the socket's __u64 cookie
-
-
-def _kb(n: int) -> str:
-    return str(n // 1024)
 
 
 class Top(SocketTool):
@@ -89,8 +93,8 @@ tracepoints until 6.5."""
             Column("PID", "pid", 7),
             Column("COMM", "comm", 16 if self.wide else 12, truncate=True),
             *([Column("CONNS", "connections", 5, right=True)] if self.config.by else flows),
-            Column("RX_KB", "rx_bytes", 9, right=True, text=_kb),
-            Column("TX_KB", "tx_bytes", 9, right=True, text=_kb),
+            Column("RX_KB", "rx_bytes", 9, right=True, text=kilobytes),
+            Column("TX_KB", "tx_bytes", 9, right=True, text=kilobytes),
         ]
 
     def count_rows(self, source: Any) -> list[tuple[Any, ...]]:

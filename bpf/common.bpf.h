@@ -32,6 +32,13 @@ const volatile __u8 filter_rports[8192] = {};
 /* Wake the consumer only once this much data waits; it polls on a timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/* What the running kernel's tracepoints carry beyond their oldest layout, as
+ * user space finds it in tracefs. (A CO-RE check on a tracepoint's record
+ * struct would do, but where the struct is missing libbpf then searches the
+ * modules' BTF, which needs CAP_SYS_ADMIN.) */
+const volatile __u8 retransmit_has_err = 0;   /* tcp:tcp_retransmit_skb's err (6.17) */
+const volatile __u8 send_reset_has_reason = 0; /* tcp:tcp_send_reset's reason (6.10) */
+
 /* Counters, read by user space (bss). */
 struct counters counters = {};
 
@@ -447,15 +454,6 @@ static __always_inline bool reset_identify(const struct sock *sk, const struct s
 	id->rport = port;
 	return true;
 }
-
-/* Present since 6.10, when tcp_send_reset gained its reason argument. */
-enum sk_rst_reason {
-	SK_RST_REASON_NOT_SPECIFIED,
-};
-
-struct trace_event_raw_tcp_send_reset {
-	enum sk_rst_reason reason; /* an enum, as in the kernel, for CO-RE to match it */
-} __attribute__((preserve_access_index));
 
 /* The identity groups every event ends with (see common.h): the owner as
  * tracked (unknown without state), the task on-CPU, the socket. */

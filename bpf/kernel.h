@@ -173,11 +173,6 @@ struct tcp_skb_cb {
 	__u16 tcp_gso_segs;  /* tcp_skb_pcount(): in an anonymous union */
 } __attribute__((preserve_access_index));
 
-/* Present since 6.17, when tcp_retransmit_skb gained its err argument. */
-struct trace_event_raw_tcp_retransmit_skb {
-	int err;
-} __attribute__((preserve_access_index));
-
 /* From a task to the socket behind one of its file descriptors. */
 struct socket {
 	struct sock *sk;

@@ -39,7 +39,7 @@ int BPF_PROG(reset_sent, const struct sock *sk, const struct sk_buff *skb)
 	struct sock_ident id;
 	int reason = 0;
 
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_send_reset, reason))
+	if (send_reset_has_reason)
 		reason = (int)ctx[2];
 	if (!reset_identify(sk, skb, &id))
 		return 0;

@@ -51,7 +51,7 @@ int BPF_PROG(retrans_skb, const struct sock *sk, const struct sk_buff *skb)
 	int err = 0;
 
 	/* Since 6.17 the tracepoint also reports retransmits that failed. */
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err))
+	if (retransmit_has_err)
 		err = (int)ctx[2];
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)

@@ -141,7 +141,7 @@ int BPF_PROG(serve_retransmit, const struct sock *sk, const struct sk_buff *skb)
 	struct tcp_sock *tp;
 
 	/* Since 6.17 the tracepoint also reports retransmits that failed: not sent. */
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) && ctx[2])
+	if (retransmit_has_err && ctx[2])
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
@@ -171,7 +171,7 @@ int BPF_PROG(serve_reset_sent, const struct sock *sk, const struct sk_buff *skb)
 	struct sock_ident id;
 	__u16 reason = 0;
 
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_send_reset, reason))
+	if (send_reset_has_reason)
 		reason = (__u16)ctx[2];
 	if (reset_identify(sk, skb, &id) && sock_passes(&id))
 		add(METRIC_RESETS_SENT, reason, port_label(&id), 1);

@@ -21,16 +21,22 @@ root=$(mktemp -d /tmp/tcpscope-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 chmod 755 "$root"  # the guest's /: tests run programs as an unprivileged user too
 
+# The shared libraries a program or library links, into the image.
+deps() {
+  local lib
+  for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+    [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
+  done
+}
+
 # Copy programs or libraries to the same path in the image, with the shared
 # libraries they link.
 copy() {
-  local f lib
+  local f
   for f in "$@"; do
     mkdir -p "$root$(dirname "$f")"
     cp -L --preserve=mode "$f" "$root$f"
-    for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true); do
-      [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
-    done
+    deps "$f"
   done
 }
 
@@ -87,9 +93,15 @@ tar -C "$site" --exclude='pip*' --exclude='setuptools*' --exclude='ruff*' --excl
     --exclude='contourpy*' --exclude='kiwisolver*' \
     --exclude='__pycache__' --exclude='*tcpscope*' --exclude=pkg_resources \
     --exclude='_distutils_hack' --exclude='*.pth' -cf - . | tar -C "$root/opt/site-packages" -xf -
+# Their compiled extensions' libraries too (bcrypt's needs libgcc_s).
+find "$root/opt/site-packages" -name '*.so' -print0 | while IFS= read -r -d '' so; do deps "$so"; done
 # tcpscope importable by any python3 in the guest, as an installed package is.
 mkdir -p "$root/usr/lib/python3/dist-packages"
 echo /src/tcpscope/src > "$root/usr/lib/python3/dist-packages/tcpscope.pth"
+# Compiled once here: under emulation, compiling the modules each Python process
+# imports (the guest writes no bytecode) costs seconds per process.
+"$python" -m compileall -q -j0 -s "$root" -p / "$root/usr/lib/python3.11" "$root/opt/site-packages" \
+    "$root/src/tcpscope/src" "$root/src/tcpscope/tests" >/dev/null || true
 cp "$here/init.sh" "$root/init"
 chmod +x "$root/init"
 

@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from .config import Config
-from .ebpf.kernel import Requirement, release, require
+from .ebpf.kernel import Requirement, release, require, tracepoint_field
 from .ebpf.object import BpfObject, ObjectSpec
 from .errors import NotPermitted, TcpscopeError, UsageError
 from .net import AF_INET, AF_INET6, port_bitmap
@@ -33,6 +33,11 @@ __all__ = ["Tool", "ObjectTool", "Source", "object_spec", "require_privileges", 
 log = logging.getLogger("tcpscope")
 
 RING_BYTES = 16 << 20  # room for bursts while the reader is busy or descheduled
+# The tracepoint fields the kernel programs use where the kernel has them (common.bpf.h).
+TRACEPOINT_FEATURES = {
+    "retransmit_has_err": tracepoint_field("tcp:tcp_retransmit_skb", "err", "6.17"),
+    "send_reset_has_reason": tracepoint_field("tcp:tcp_send_reset", "reason", "6.10"),
+}
 PAGE_BYTES = 4096  # a ring buffer's smallest size (a tool with no events keeps its rings this small)
 WAKEUP_BYTES = 1 << 20  # the kernel wakes the reader once this much waits
 BATCH = 8192  # records decoded at a time
@@ -257,9 +262,9 @@ class ObjectTool(Tool):
         return mb << 20 if mb else RING_BYTES
 
     def constants(self) -> dict[str, Any]:
-        """Kernel-side filters."""
+        """Kernel-side filters, and what the kernel's tracepoints carry."""
         f = self.config.filters
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {name: int(feature.present()) for name, feature in TRACEPOINT_FEATURES.items()}
         if f.pid:
             values["filter_pid"] = f.pid
         if f.family:

@@ -264,7 +264,7 @@ class ObjectTool(Tool):
     def constants(self) -> dict[str, Any]:
         """Kernel-side filters, and what the kernel's tracepoints carry."""
         f = self.config.filters
-        values: dict[str, Any] = {name: int(feature.present()) for name, feature in TRACEPOINT_FEATURES.items()}
+        values: dict[str, Any] = {name: int(field.present()) for name, field in TRACEPOINT_FEATURES.items()}
         if f.pid:
             values["filter_pid"] = f.pid
         if f.family:

@@ -11,7 +11,7 @@
 # the newest cloud kernel of each series is fetched with 'apt-get download'.
 # PYTEST ARGS default to tests/live, e.g. 'tests/live/test_life.py -x'.
 # Env: TCPSCOPE_MATRIX_CACHE (kernels and images, default
-# /var/cache/tcpscope-matrix), TCPSCOPE_MATRIX_TIMEOUT (seconds per guest, 600),
+# /var/cache/tcpscope-matrix), TCPSCOPE_MATRIX_TIMEOUT (seconds per guest, 1200),
 # TCPSCOPE_MATRIX_MEM (MiB per guest, 2048).
 set -euo pipefail
 here=$(dirname "$(realpath "$0")")
@@ -62,7 +62,7 @@ boot() {
   "$here/build-root.sh" "$tree" "$image"
   # -cpu max: the emulator's most capable model; no network device (the tests
   # use loopback and veth); panic=-1 and -no-reboot end qemu on a panic.
-  timeout "${TCPSCOPE_MATRIX_TIMEOUT:-600}" qemu-system-x86_64 \
+  timeout "${TCPSCOPE_MATRIX_TIMEOUT:-1200}" qemu-system-x86_64 \
     -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m "${TCPSCOPE_MATRIX_MEM:-2048}" \
     -kernel "$tree/boot/vmlinuz-$kver" -initrd "$image" \
     -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init${pytest_args:+ tcpscope.pytest=$pytest_args}${command:+ tcpscope.command=$command}" \
@@ -71,12 +71,20 @@ boot() {
 }
 
 failed=0 passed_total=0 failed_total=0 summary=()
+# The guests run side by side: much of a live test is waiting (timers, settling,
+# scrapes), which the other guest's emulation fills.
+logs=() pids=()
 for s in "${series[@]}"; do
   tree=$(fetch_kernel "$s") || { failed=1; summary+=("$s: could not fetch the kernel"); continue; }
   kver=$(ls "$tree/lib/modules")
   log=$cache/logs/$kver.log
-  start=$SECONDS
-  boot "$tree" "$log"
+  { boot "$tree" "$log"; echo "$SECONDS" > "$log.end"; } &
+  logs+=("$log") pids+=($!)
+done
+for i in "${!logs[@]}"; do
+  wait "${pids[$i]}" || true
+  log=${logs[$i]}
+  kver=$(basename "$log" .log)
   tr -d '\r' < "$log" > "$log.txt"
   output=$(sed -n '/^TCPSCOPE-BEGIN/,/^TCPSCOPE-END/p' "$log.txt" | sed '1d;$d')
   rc=$(sed -n 's/^TCPSCOPE-END rc=\([0-9]*\).*/\1/p' "$log.txt")
@@ -91,7 +99,7 @@ for s in "${series[@]}"; do
     echo "==== $kver: the guest's output ===="
     if [ -n "$output" ]; then printf '%s\n' "$output"; else tail -50 "$log.txt"; fi
   fi
-  summary+=("$kver: ${result:-no result} [$((SECONDS - start)) s]")
+  summary+=("$kver: ${result:-no result} [$(cat "$log.end") s]")
 done
 echo "==== kernel matrix ===="
 printf '%s\n' "${summary[@]}"

@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Options that cannot be combined.
 CLEAR_SCREEN = "\033[H\033[2J"  # cursor home, erase the screen (what clear(1) prints)
+# Options that cannot be combined.
 EXCLUSIVE = (("ipv4", "ipv6"), ("csv", "json"), ("pid", "no_owner"))
 
 
@@ -211,6 +211,7 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
     table = config.output.format == "table"
     fd = out.fd
     redraw = tool.redraws and table and not config.output.scroll and fd is not None and os.isatty(fd)
+    row = tool.count_row_maker(render)
     end = time.monotonic() + duration if duration else float("inf")
     while True:
         span = min(every or float("inf"), end - time.monotonic())
@@ -220,7 +221,7 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
             reports -= 1
         done = stopped() or time.monotonic() >= end or reports == 0
         stamp = time.strftime("%H:%M:%S\n") if every and table else ""
-        rows = list(map(tool.count_row_maker(render), tracer.count_rows()))
+        rows = list(map(row, tracer.count_rows()))
         more = ""
         if redraw and fd is not None:
             room = max(1, os.get_terminal_size(fd).lines - 4)  # the time, header and this note
@@ -235,10 +236,11 @@ def _write_counts(tracer: Tracer, out: Writer, stopped: Callable[[], bool]) -> N
 def _serve(tracer: Tracer, err: IO[str], stopped: Callable[[], bool]) -> None:
     """Serve /metrics until stopped (or -d), each scrape reading the kernel's counts."""
     from .exporter import MetricsServer
+    from .tools.serve import Serve
 
     tool = tracer.tool
-    server = MetricsServer(tool.config.listen, lambda: tool.families(tracer.source),  # type: ignore[attr-defined]
-                           tool.web)  # type: ignore[attr-defined]
+    assert isinstance(tool, Serve)  # the one tool that serves
+    server = MetricsServer(tool.config.listen, lambda: tool.families(tracer.source), tool.web)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
     print(f"Serving TCP metrics on {server.url}. Ctrl-C to end.", file=err, flush=True)

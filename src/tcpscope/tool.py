@@ -70,6 +70,17 @@ class Source:
         return []
 
 
+def monotonic_to_unix_ns() -> int:
+    """What turns bpf_ktime_get_ns() (CLOCK_MONOTONIC) into UNIX time. The clocks are read
+    in turn: of a few tries, the one least delayed between its two monotonic readings (a
+    preempted try would put two tracers' times of one event milliseconds apart)."""
+    tries = []
+    for _ in range(5):
+        before, unix, after = time.monotonic_ns(), time.time_ns(), time.monotonic_ns()
+        tries.append((after - before, unix - (before + after) // 2))
+    return min(tries)[1]
+
+
 class Tool:
     """One tool: its options, its fields and columns, and how it starts."""
 
@@ -96,10 +107,7 @@ class Tool:
             keys = " or ".join(self.group_keys) or "nothing"
             raise UsageError(f"--by {config.by}: {self.name} groups by {keys}")
         self.config = config
-        # bpf_ktime_get_ns() is CLOCK_MONOTONIC; this turns it into UNIX time.
-        if clock_offset_ns is None:
-            clock_offset_ns = time.time_ns() - time.monotonic_ns()
-        self.clock_offset_ns = clock_offset_ns
+        self.clock_offset_ns = monotonic_to_unix_ns() if clock_offset_ns is None else clock_offset_ns
         self.start_time = time.time()
 
     @classmethod

@@ -88,10 +88,10 @@ class Netns:
         return subprocess.Popen(self.cmd(args), text=True, **kw)
 
     def wait_no_sockets(self, port: int, timeout: float = 30) -> None:
-        """Until no TCP socket in the namespace but TIME_WAIT ones (which send
-        nothing) uses this port, orphans included."""
+        """Until no TCP connection in the namespace but TIME_WAIT ones (which send
+        nothing) uses this port, orphans included; a listener may stay."""
         deadline = time.monotonic() + timeout
-        while f":{port} " in self.run(["ss", "-tanH", "exclude", "time-wait"]).stdout:
+        while f":{port} " in self.run(["ss", "-tanH", "exclude", "time-wait", "exclude", "listening"]).stdout:
             assert time.monotonic() < deadline, f"sockets on port {port} did not go away"
             time.sleep(0.1)
 

@@ -150,11 +150,13 @@ def test_srtt_of_a_known_delay_and_the_interval(netns: Netns, tmp_path: Path) ->
     assert len(ends) == 2, ends
     (a, b), (c, d) = sorted(ends)
     assert (a, b) == (d, c) and port in (a, c)
-    # Once a few round trips are in, the smoothed RTT sits within its bounds: at least the
-    # two serializations, at most with a third packet's (a delayed pure ACK) in the queue.
+    # Once a few round trips are in, the smoothed RTT sits within its bounds: the two
+    # serializations, less the credit htb's bucket gathers while the link is idle between
+    # rounds (a few ms where the programs run slowly, under emulation), and at most with a
+    # third packet's (a delayed pure ACK) in the queue.
     for end in ends:
         late = [r["srtt_us"] for r in rows if (r["lport"], r["rport"]) == end][-10:]
-        assert all(0.9 * rtt_us <= srtt <= 1.6 * rtt_us for srtt in late), (rtt_us, late)
+        assert all(0.8 * rtt_us <= srtt <= 1.6 * rtt_us for srtt in late), (rtt_us, late)
     # -i: at most one sample per flow per 100 ms, chosen in the kernel, and the samples
     # are samples of the same flows.
     assert 0 < len(few) < len(rows)

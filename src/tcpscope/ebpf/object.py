@@ -84,9 +84,9 @@ class ObjectSpec:
         return out
 
 
+_BATCH = 4096  # map entries read or deleted per system call
 # struct bpf_prog_info (uapi/linux/bpf.h, a stable ABI): where recursion_misses
 # is, and room for all of it the kernel may fill.
-_BATCH = 4096  # map entries read or deleted per system call
 _RECURSION_MISSES = 208
 _PROG_INFO_BYTES = 256
 

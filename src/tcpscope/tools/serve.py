@@ -11,6 +11,7 @@ from .. import __version__
 from ..ebpf.kernel import release, tracepoint_field
 from ..ebpf.tracefs import read_format
 from ..errors import MissingFeature
+from ..net import port_bitmap
 from ..output import Field
 from .common import SocketTool
 
@@ -88,8 +89,6 @@ for --web-config."""
         return True
 
     def constants(self) -> dict[str, Any]:
-        from ..net import port_bitmap
-
         values = super().constants()
         if self.config.port_labels:
             values["port_labels_on"] = 1

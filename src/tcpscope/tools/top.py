@@ -106,12 +106,13 @@ tracepoints until 6.5."""
         finished = set(closed)  # read before the counts: the entries of these are final
         entries = obj.map_raw_items("counts")
         key_layout, flow_layout = (self.spec.layout(s) for s in self.count_map)
-        rows = self.counted([(key_layout.decode(k), flow_layout.decode(v)) for k, v in entries])
-        final = [raw_key for raw_key, _ in entries if raw_key[:COOKIE_BYTES] in finished]
-        obj.map_delete("counts", final)
+        items = [(key_layout.decode(k), flow_layout.decode(v)) for k, v in entries]
+        rows = self.counted(items)
+        final = [(raw_key, key) for (raw_key, _), (key, _) in zip(entries, items)
+                 if raw_key[:COOKIE_BYTES] in finished]
+        obj.map_delete("counts", [raw_key for raw_key, _ in final])
         obj.map_delete("closed", closed)
-        for raw_key in final:
-            key = key_layout.decode(raw_key)
+        for _, key in final:
             del self._before[key.cookie, key.pid]
         return rows
 

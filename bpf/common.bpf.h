@@ -29,6 +29,9 @@ const volatile __u8 filter_lports_on = 0;
 const volatile __u8 filter_rports_on = 0;
 const volatile __u8 filter_lports[8192] = {}; /* bitmap of 65536 ports */
 const volatile __u8 filter_rports[8192] = {};
+/* 0 when nothing shows owners or filters by them (--no-owner, counts without
+ * -p): track_owner() then does nothing. */
+const volatile __u8 follow_owners = 1;
 /* Wake the consumer only once this much data waits; it polls on a timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
@@ -316,7 +319,7 @@ static __always_inline void track_owner(const struct sock *sk, int oldstate, int
 {
 	struct tcp_sock *tp;
 
-	if (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV)
+	if (!follow_owners || (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV))
 		return;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (tp)

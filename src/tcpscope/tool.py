@@ -294,13 +294,14 @@ class ObjectTool(Tool):
         require(self.requires)
         obj = BpfObject(self.spec)
         try:
-            obj.set_constants({**self.constants(), "wakeup_bytes": WAKEUP_BYTES})
-            obj.resize("events", self.ring_bytes)
-            if self.record is None:
-                obj.resize("spill", PAGE_BYTES)
             # Owners are needed to show them or to filter by them; counts show none.
             no_owner = bool(self.owner_programs) and (
                 not self.config.owners or (self.counting and not self.config.filters.pid))
+            obj.set_constants({**self.constants(), "wakeup_bytes": WAKEUP_BYTES,
+                               "follow_owners": int(not no_owner)})
+            obj.resize("events", self.ring_bytes)
+            if self.record is None:
+                obj.resize("spill", PAGE_BYTES)
             obj.skip(self.skip_programs + (self.owner_programs if no_owner else ()))
             for name in self.unused_maps + (("socks", "listener_owners") if no_owner else ()):
                 obj.resize(name, 1)

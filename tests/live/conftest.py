@@ -67,6 +67,19 @@ def _live_prerequisites() -> None:
             missing(f"{tool} is not installed (scripts/setup.sh --test installs it)")
 
 
+def stop_bpftrace(proc: subprocess.Popen[str]) -> str:
+    """SIGINT to an independent observer's bpftrace, and what it printed. bpftrace 0.17
+    sometimes misses the signal and sleeps on in epoll_wait (about one stop in ten
+    here): the signal is sent again until it ends, as a user would press Ctrl-C again."""
+    for _ in range(15):
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.communicate(timeout=2)[0]
+        except subprocess.TimeoutExpired:
+            continue
+    raise AssertionError("bpftrace did not end on SIGINT")
+
+
 class Netns:
     """A network namespace with loopback up, deleted at the end of the test."""
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 
-from tests.live.conftest import Netns, Server, Tracer, run_client
+from tests.live.conftest import Netns, Server, Tracer, run_client, stop_bpftrace
 
 # Drop a share of the server's data packets on the way in: the sender goes
 # through recovery (and, when a retransmit is lost too, loss).
@@ -42,8 +41,7 @@ class Observer:
             rows, _ = self.trace.stop_json()
             return Counter(r["fields"]["cong_state"] for r in rows)
         time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)
-        text, _ = self.proc.communicate(timeout=30)
+        text = stop_bpftrace(self.proc)
         return Counter(int(line) for line in text.splitlines() if line.isdigit())
 
 
@@ -55,6 +53,11 @@ def test_changes_and_time_per_state(netns: Netns) -> None:
     flows = Tracer("cong", "-j", "-N", netns.path, "-L", str(port))
     sessions = Tracer("life", "-j", "-N", netns.path, "-L", str(port))
     srv = Server(netns, expect=100, reply=size, port=port)
+    # -p: the server's socket gets its owner when the server reads the request.
+    owned = Tracer("cong", "-j", "-N", netns.path, "-L", str(port), "-p", str(srv.pid))
+    # Counts show no owners: without -p nothing follows them.
+    assert flows.attached_programs() == ["cong_change", "cong_track"] and flows.map_sizes()["socks"] == 1
+    assert owned.attached_programs() == ["cong_change", "cong_track", "forget_sock", "owner_reads"]
     netns.run(["nft", LOSS.replace("{port}", str(port))])
     before = netns.counters()
     run_client(netns, port=port, send=100, expect=size)
@@ -62,6 +65,7 @@ def test_changes_and_time_per_state(netns: Netns) -> None:
     after = netns.counters()
     events, err = changes.stop_json()
     counted, _ = flows.stop_json()
+    counted_of_pid, _ = owned.stop_json()
     (session,), _ = sessions.stop_json()
     seen = observer.states()
 
@@ -84,6 +88,8 @@ def test_changes_and_time_per_state(netns: Netns) -> None:
     assert flow["recovery_ms"] + flow["loss_ms"] > 0
     total = sum(flow[f"{state}_ms"] for state in names)
     assert 0 < total <= session["duration_ms"]
+    assert [(f["lport"], f["rport"], f["changes"]) for f in counted_of_pid] == [(port, flow["rport"],
+                                                                                flow["changes"])]
 
 
 def test_interval_reports(netns: Netns) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import random
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.live.conftest import Netns, Server, Tracer, run_client
+from tests.live.conftest import Netns, Server, Tracer, run_client, stop_bpftrace
 
 INFINITE_SSTHRESH = 0x7FFFFFFF
 # Drop a share of the server's data packets on the way in: the sender's cwnd and
@@ -91,8 +90,7 @@ class Observer:
                       r["fields"]["ssthresh"], r["fields"]["srtt"]) for r in rows]
         else:
             time.sleep(0.5)
-            self.proc.send_signal(signal.SIGINT)
-            text, _ = self.proc.communicate(timeout=30)
+            text = stop_bpftrace(self.proc)
             lines = [tuple(map(int, line.split())) for line in text.splitlines() if line[:1].isdigit()]
         for sport, dport, cwnd, ssthresh, srtt in lines:
             out.setdefault((sport, dport), Counter())[cwnd, ssthresh, srtt] += 1

@@ -82,3 +82,31 @@ def test_interval_histograms_hold_their_interval(netns: Netns) -> None:
         '"127.0.0.1", 0', f'"127.0.0.1", {port}')])
     rows, _ = tracer.stop_json(settle=2.5)
     assert len(rows) == 1 and rows[0]["count"] == sum(sum(c.values()) for c in observer.samples().values())
+
+
+def test_pid_filter_and_what_runs_without_it(netns: Netns) -> None:
+    # Two processes, each a ping-pong on its own port; -p keeps the first's samples only.
+    ports = random.sample(range(20000, 30000), 2)
+    gated = "import sys; sys.stdin.readline()\n" + PING_PONG.format(rounds=10, size=100)
+    procs = [netns.popen([sys.executable, "-c", gated.replace('"127.0.0.1", 0', f'"127.0.0.1", {port}')],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE) for port in ports]
+    observers = [Observer(port) for port in ports]
+    total = Tracer("rtt", "-j", "-N", netns.path)
+    one = Tracer("rtt", "-j", "-N", netns.path, "-p", str(procs[0].pid))
+    # Histograms show no owners: without -p nothing follows them, only the sampling runs.
+    assert total.attached_programs() == ["rtt_sample"] and total.map_sizes()["socks"] == 1
+    assert one.attached_programs() == ["forget_sock", "owner_reads", "rtt_sample", "rtt_track"]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+    for proc, port in zip(procs, ports):
+        assert proc.stdout is not None
+        assert int(proc.stdout.readline()) == port
+        assert proc.stdout.readline().strip() == "done" and proc.wait(timeout=30) == 0
+    (everything,), _ = total.stop_json()
+    (first,), _ = one.stop_json()
+    samples = [sum(sum(c.values()) for c in observer.samples().values()) for observer in observers]
+
+    assert first["count"] == samples[0] >= 20
+    assert everything["count"] == sum(samples)

@@ -53,6 +53,7 @@ time spent in the state it leaves. The state names are the running kernel's
   tcpscope cong -d 60 -j             # a minute, then the flows as JSON lines"""
     object_name = "cong"
     record = "cong_event"
+    owner_programs = ("owner_reads", "forget_sock")  # with cong_track's track_owner(): for -e and -p
     record_fields = ("ts_ns", "in_old_ns", "old_state", "new_state", "tcp_state", "owner", "cpu", "sock",
                      "lport", "rport")
     requires = (tracepoint_field("tcp:tcp_cong_state_set", "cong_state", "5.19"),)

@@ -50,6 +50,7 @@ buckets as numbers. Filters run in the kernel."""
   tcpscope rtt --by lport -d 60 -j   # a minute per local port, as JSON lines"""
     object_name = "rtt"
     record = None  # no events: the histograms are read from the map
+    owner_programs = ("rtt_track", "owner_reads", "forget_sock")  # for -p only
     tracing = "TCP round-trip times"
     skipped = "samples"
     cells = ()

@@ -30,7 +30,7 @@ const volatile __u8 filter_rports_on = 0;
 const volatile __u8 filter_lports[8192] = {}; /* bitmap of 65536 ports */
 const volatile __u8 filter_rports[8192] = {};
 /* 0 when nothing shows owners or filters by them (--no-owner, counts without
- * -p): track_owner() then does nothing. */
+ * -p): sockets are tracked without them, and track_owner() does nothing. */
 const volatile __u8 follow_owners = 1;
 /* Wake the consumer only once this much data waits; it polls on a timer. */
 const volatile __u64 wakeup_bytes = 1 << 20;
@@ -275,7 +275,10 @@ sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int n
 	if (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN ||
 	    (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
 		fresh.born_ns = now;
-		if (newstate == TCP_SYN_RECV) {
+		fresh.flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
+		if (!follow_owners) {
+			/* OWNER_UNKNOWN */
+		} else if (newstate == TCP_SYN_RECV) {
 			/* The child is still a copy of its listener here (the kernel
 			 * changes its state before it sets its own addresses): the
 			 * lookup finds the listener's own key. */
@@ -286,10 +289,9 @@ sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int n
 			}
 		} else {
 			set_owner_current(&fresh.owner, OWNER_TASK);
-			fresh.flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
+			if (newstate == TCP_LISTEN)
+				listener_owner_set(sk, tp, &fresh.owner);
 		}
-		if (newstate == TCP_LISTEN)
-			listener_owner_set(sk, tp, &fresh.owner);
 		if (bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY)) {
 			count(storage_failed);
 			return NULL;
@@ -307,7 +309,7 @@ sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int n
 		}
 		*adopted = true;
 	}
-	if (in_owner_syscall(newstate) && info->owner.kind != OWNER_TASK)
+	if (follow_owners && in_owner_syscall(newstate) && info->owner.kind != OWNER_TASK)
 		set_owner_current(&info->owner, OWNER_TASK);
 	return info;
 }

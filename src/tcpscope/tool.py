@@ -295,15 +295,16 @@ class ObjectTool(Tool):
         obj = BpfObject(self.spec)
         try:
             # Owners are needed to show them or to filter by them; counts show none.
-            no_owner = bool(self.owner_programs) and (
-                not self.config.owners or (self.counting and not self.config.filters.pid))
+            follow = self.config.owners and (not self.counting or bool(self.config.filters.pid))
             obj.set_constants({**self.constants(), "wakeup_bytes": WAKEUP_BYTES,
-                               "follow_owners": int(not no_owner)})
+                               "follow_owners": int(follow)})
             obj.resize("events", self.ring_bytes)
             if self.record is None:
                 obj.resize("spill", PAGE_BYTES)
-            obj.skip(self.skip_programs + (self.owner_programs if no_owner else ()))
-            for name in self.unused_maps + (("socks", "listener_owners") if no_owner else ()):
+            obj.skip(self.skip_programs + (() if follow else self.owner_programs))
+            # A tool with programs only for owners keeps sockets only for them.
+            owners_only = ("socks", "listener_owners") if self.owner_programs and not follow else ()
+            for name in self.unused_maps + owners_only:
                 obj.resize(name, 1)
             obj.load()
             obj.attach()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -80,12 +81,17 @@ def test_burst_of_20000_connections_loses_nothing(netns: Netns, nginx: Nginx, tm
     assert n <= opens <= n + 7 and abs(passive - opens) <= 2  # ab may open c-1 spare connections
     with open(out_life.name) as f:
         life_lines = f.read().splitlines()
-    assert len(life_lines) == opens + passive
+    # The kernel skips a program that fires while the same program runs on that CPU (a
+    # softirq's state change on top of a process's, seen in a slow emulated guest): the
+    # tool counts such skips and says so. Nothing else may be missing.
+    skipped = re.search(r"skipped tcpscope's programs (\d+) times", life_err)
+    missing = opens + passive - len(life_lines)
+    assert missing == 0 or (skipped is not None and 0 < missing <= int(skipped[1])), life_err
     with open(out_states.name) as f:
         state_lines = f.read().splitlines()
     closes = sum('"newstate": "CLOSE"' in line and '"oldstate": "LISTEN"' not in line for line in state_lines)
     syn_sent = sum('"newstate": "SYN_SENT"' in line for line in state_lines)
-    assert closes == opens + passive and syn_sent == opens
+    assert closes == opens + passive and syn_sent == opens, states_err
 
 
 def test_pipe_sees_events_promptly_and_sigterm_ends_cleanly(netns: Netns) -> None:

@@ -255,10 +255,42 @@ static __always_inline void sock_forget(const void *sk)
 	bpf_map_delete_elem(&socks, &key);
 }
 
+/* A socket is born at CLOSE->SYN_SENT (connect), LISTEN->SYN_RECV (a
+ * listener's child) or ->LISTEN. */
+static __always_inline bool sock_born(int oldstate, int newstate)
+{
+	return newstate == TCP_SYN_SENT || newstate == TCP_LISTEN ||
+	       (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN);
+}
+
+/* A new socket's owner: the task that connects or listens; for a listener's
+ * child, its listener's (a stand-in). Unknown when no owners are followed. */
+static __always_inline void owner_at_birth(const struct sock *sk, const struct tcp_sock *tp, int newstate,
+					   struct owner_id *owner)
+{
+	struct owner_id *listener;
+
+	if (!follow_owners)
+		return;
+	if (newstate == TCP_SYN_RECV) {
+		/* The child is still a copy of its listener here (the kernel
+		 * changes its state before it sets its own addresses): the
+		 * lookup finds the listener's own key. */
+		listener = listener_owner_of(sk, tp);
+		if (listener) {
+			*owner = *listener;
+			owner->kind = OWNER_LISTENER;
+		}
+		return;
+	}
+	set_owner_current(owner, OWNER_TASK);
+	if (newstate == TCP_LISTEN)
+		listener_owner_set(sk, tp, owner);
+}
+
 /*
  * Follow a socket through a state change and return its tracked state, or
- * NULL when it is not tracked. A socket is born at CLOSE->SYN_SENT (connect),
- * LISTEN->SYN_RECV (a listener's child) or ->LISTEN. With adopted given, a
+ * NULL when it is not tracked (see sock_born() for births). With adopted given, a
  * socket first seen later (it existed before tracing) is tracked from now on,
  * marked with born_ns == 0, and *adopted says so. A child carries its
  * listener's owner, marked as a stand-in, until its own owner is seen reading
@@ -269,29 +301,12 @@ sock_track(const struct sock *sk, const struct tcp_sock *tp, int oldstate, int n
 	   bool *adopted)
 {
 	struct sock_info *info, fresh = {};
-	struct owner_id *listener;
 	__u64 key = (__u64)sk;
 
-	if (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN ||
-	    (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
+	if (sock_born(oldstate, newstate)) {
 		fresh.born_ns = now;
 		fresh.flags = newstate == TCP_SYN_SENT ? SOCK_ACTIVE : 0;
-		if (!follow_owners) {
-			/* OWNER_UNKNOWN */
-		} else if (newstate == TCP_SYN_RECV) {
-			/* The child is still a copy of its listener here (the kernel
-			 * changes its state before it sets its own addresses): the
-			 * lookup finds the listener's own key. */
-			listener = listener_owner_of(sk, tp);
-			if (listener) {
-				fresh.owner = *listener;
-				fresh.owner.kind = OWNER_LISTENER;
-			}
-		} else {
-			set_owner_current(&fresh.owner, OWNER_TASK);
-			if (newstate == TCP_LISTEN)
-				listener_owner_set(sk, tp, &fresh.owner);
-		}
+		owner_at_birth(sk, tp, newstate, &fresh.owner);
 		if (bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY)) {
 			count(storage_failed);
 			return NULL;

@@ -91,12 +91,18 @@ static __always_inline __u16 outcome_of(const struct sock *sk, int newstate)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(serve_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	/* A handshake's end or the close. */
+	bool ends = oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV || newstate == TCP_CLOSE;
 	struct sock_info *info;
 	struct sock_ident id;
 	struct tcp_sock *tp;
 	__u64 now;
 	__u16 port;
 
+	/* Only births (the start of what is timed), a handshake's end and the
+	 * close count: serve follows no owners, so the rest can be passed by. */
+	if (!ends && !sock_born(oldstate, newstate))
+		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return 0;
@@ -104,7 +110,7 @@ int BPF_PROG(serve_state, const struct sock *sk, const int oldstate, const int n
 	info = sock_track(sk, tp, oldstate, newstate, now, NULL);
 	if (!info || !info->born_ns)
 		return 0; /* not seen from its birth (it existed before serve started) */
-	if (oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV && newstate != TCP_CLOSE)
+	if (!ends)
 		return 0;
 	sock_identify(sk, tp, &id);
 	if (!sock_passes(&id))

@@ -263,6 +263,13 @@ static __always_inline bool sock_born(int oldstate, int newstate)
 	       (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN);
 }
 
+/* Whether sock_track() does more for a change than look the socket up: a
+ * birth, or (when owners are followed) a change its owner makes. */
+static __always_inline bool sock_track_changes(int oldstate, int newstate)
+{
+	return sock_born(oldstate, newstate) || (follow_owners && in_owner_syscall(newstate));
+}
+
 /* A new socket's owner: the task that connects or listens; for a listener's
  * child, its listener's (a stand-in). Unknown when no owners are followed. */
 static __always_inline void owner_at_birth(const struct sock *sk, const struct tcp_sock *tp, int newstate,
@@ -336,7 +343,7 @@ static __always_inline void track_owner(const struct sock *sk, int oldstate, int
 {
 	struct tcp_sock *tp;
 
-	if (!follow_owners || (!in_owner_syscall(newstate) && newstate != TCP_SYN_RECV))
+	if (!follow_owners || !sock_track_changes(oldstate, newstate))
 		return;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (tp)

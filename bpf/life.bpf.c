@@ -14,9 +14,8 @@ int BPF_PROG(life_state_change, const struct sock *sk, const int oldstate, const
 	struct sock_ident id;
 	__u64 now;
 
-	/* Births, the owner's own changes and the close: the others change nothing here. */
-	if (!sock_born(oldstate, newstate) && !in_owner_syscall(newstate) && newstate != TCP_CLOSE)
-		return 0;
+	if (!sock_track_changes(oldstate, newstate) && newstate != TCP_CLOSE)
+		return 0; /* nothing to follow or report */
 	tp = bpf_skc_to_tcp_sock((void *)sk); /* NULL unless a full TCP socket */
 	if (!tp)
 		return 0;

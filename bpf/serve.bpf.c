@@ -99,10 +99,8 @@ int BPF_PROG(serve_state, const struct sock *sk, const int oldstate, const int n
 	__u64 now;
 	__u16 port;
 
-	/* Only births (the start of what is timed), a handshake's end and the
-	 * close count: serve follows no owners, so the rest can be passed by. */
-	if (!ends && !sock_born(oldstate, newstate))
-		return 0;
+	if (!ends && !sock_track_changes(oldstate, newstate))
+		return 0; /* nothing to follow or count */
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return 0;

@@ -108,12 +108,13 @@ tracepoints until 6.5."""
         key_layout, flow_layout = (self.spec.layout(s) for s in self.count_map)
         items = [(key_layout.decode(k), flow_layout.decode(v)) for k, v in entries]
         rows = self.counted(items)
-        final = [(raw_key, key) for (raw_key, _), (key, _) in zip(entries, items)
-                 if raw_key[:COOKIE_BYTES] in finished]
-        obj.map_delete("counts", [raw_key for raw_key, _ in final])
+        final = []
+        for (raw_key, _), (key, _) in zip(entries, items):
+            if raw_key[:COOKIE_BYTES] in finished:
+                final.append(raw_key)
+                del self._before[key.cookie, key.pid]
+        obj.map_delete("counts", final)
         obj.map_delete("closed", closed)
-        for _, key in final:
-            del self._before[key.cookie, key.pid]
         return rows
 
     def counted(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:

@@ -106,7 +106,8 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
     """The command line's JSON objects and the API's dicts are equal whole, key order too,
     sorted the same way (two ring buffers may order events of different CPUs differently);
     only the clock readings may differ, by no more than the two tracers' programs are
-    apart (CLOCKED)."""
+    apart (CLOCKED): microseconds on a host, but an emulated guest's CPU may be paused
+    between the two runs (7.8 ms seen), hence 50 ms."""
 
     def unclocked(d: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in d.items() if k not in CLOCKED}
@@ -121,7 +122,7 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
         for key in CLOCKED:
             if key in a and a[key] is not None:
                 assert a[key] == round(a[key], 6), (key, a)  # -j's precision (us, ns)
-                assert abs(a[key] - c[key]) <= (5e-3 if key == "time" else 5), (key, a, c)
+                assert abs(a[key] - c[key]) <= (0.05 if key == "time" else 5), (key, a, c)
             else:
                 assert a.get(key, "-") == c.get(key, "-")
 

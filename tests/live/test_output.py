@@ -112,6 +112,9 @@ def test_ctrl_c_while_starting_is_quiet(moment: str) -> None:
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "tcpscope", "life"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
+    # -X importtime's header: Python runs. Until its exec, the child is a copy of this
+    # process, which has libbpf mapped; a signal sent then kills it with nothing said.
+    assert proc.stderr.readline().startswith("import time:")
     if moment == "importing":
         while "tcpscope.ebpf.kernel" not in proc.stderr.readline():
             assert proc.poll() is None

@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from tests.live.conftest import (PYTHON_COMM, Client, Netns, Nginx, Server, Tracer, run_client,
-                                without_handshake_duplicates)
+from tests.live.conftest import (
+    PYTHON_COMM,
+    Client,
+    Netns,
+    Nginx,
+    Server,
+    Tracer,
+    run_client,
+    without_handshake_duplicates,
+)
 
 
 def rows_by_side(rows: list[dict[str, Any]], server_port: int) -> tuple[list[dict], list[dict]]:

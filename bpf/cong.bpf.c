@@ -11,9 +11,11 @@ EXPORT_TYPE(enum tcp_ca_state, tcp_ca_state);
 const volatile __u8 events_only = 0; /* -e: an event per change, no accounting */
 
 /* When each established socket (that passes the filters) began: where its
- * time in the open state starts. With -e: when it last changed state. */
+ * time in the open state starts. With -e: when it last changed state. Hash
+ * maps, not LRU: when one is full, what is not accounted is counted (map_full),
+ * where an LRU would drop the oldest entries without a word. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u64);
@@ -21,7 +23,7 @@ struct {
 
 /* The flows that changed state at least once. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct cong_key);
 	__type(value, struct cong_flow);
@@ -73,7 +75,8 @@ int BPF_PROG(cong_track, const struct sock *sk, const int oldstate, const int ne
 		if (!flow_passes(sk, &tp, &id))
 			return 0;
 		now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY);
+		if (bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY))
+			count(map_full);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
@@ -102,6 +105,7 @@ int BPF_PROG(cong_change, struct sock *sk, const __u8 ca_state)
 	struct sock_info *info;
 	struct sock_ident id;
 	struct tcp_sock *tp;
+	bool in_flow = true;
 	__u64 now, *since;
 	__u8 old;
 
@@ -113,6 +117,14 @@ int BPF_PROG(cong_change, struct sock *sk, const __u8 ca_state)
 	now = bpf_ktime_get_ns();
 	old = ca_state_of(tp); /* the kernel sets the new state after the tracepoint */
 	since = bpf_map_lookup_elem(&established, &key.sk);
+	/* A flow runs from the handshake's end to the close: the kernel also sets
+	 * the state of sockets still in their handshake, and resets closed ones'. */
+	switch (sk->__sk_common.skc_state) {
+	case TCP_SYN_SENT:
+	case TCP_SYN_RECV:
+	case TCP_CLOSE:
+		in_flow = false;
+	}
 	if (events_only) {
 		e = event_reserve(sizeof(*e));
 		if (!e)
@@ -121,8 +133,8 @@ int BPF_PROG(cong_change, struct sock *sk, const __u8 ca_state)
 		e->in_old_ns = since ? now - *since : 0;
 		if (since)
 			*since = now;
-		else
-			bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY);
+		else if (in_flow && bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY))
+			count(map_full);
 		e->old_state = old;
 		e->new_state = ca_state;
 		e->tcp_state = sk->__sk_common.skc_state;
@@ -130,18 +142,14 @@ int BPF_PROG(cong_change, struct sock *sk, const __u8 ca_state)
 		event_submit(e);
 		return 0;
 	}
-	/* Accounted from the handshake's end to the close: the kernel also sets the
-	 * state of sockets still in their handshake, and resets closed ones'. */
-	switch (sk->__sk_common.skc_state) {
-	case TCP_SYN_SENT:
-	case TCP_SYN_RECV:
-	case TCP_CLOSE:
+	if (!in_flow)
 		return 0;
-	}
 	if (!since) {
 		/* Established before tracing: accounted from now on. */
-		if (bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY))
+		if (bpf_map_update_elem(&established, &key.sk, &now, BPF_ANY)) {
+			count(map_full);
 			return 0;
+		}
 		key.since_ns = now;
 	} else {
 		key.since_ns = *since;

@@ -248,6 +248,9 @@ class ObjectTool(Tool):
     # What the tool cannot see on a kernel without a requirement: said at start.
     degraded: ClassVar[tuple[tuple[Requirement, str], ...]] = ()
     skipped: ClassVar[str] = "events"  # what a program the kernel skipped may have cost, in words
+    # What was not stored when a map was full, in words after a count: every object
+    # has the listeners' owners (an LRU map, so it fails only without memory).
+    full: ClassVar[str] = "listening sockets' owners could not be stored: no memory"
 
     def __init__(self, config: Config, start_ns: int | None = None, clock_offset_ns: int | None = None,
                  spec: ObjectSpec | None = None) -> None:
@@ -385,6 +388,8 @@ class ObjectEvents(Source):
         if counters.storage_failed:
             notes.append(f"WARNING: {counters.storage_failed} sockets could not be tracked: "
                          "more sockets than the state map holds, or no memory")
+        if counters.map_full:
+            notes.append(f"WARNING: {counters.map_full} {self.tool.full}")
         return notes
 
 

@@ -38,6 +38,8 @@ Needs Linux 6.2 or newer."""
   tcpscope accept -L 80 -T           # on port 80, with wall time
   tcpscope accept -s                 # CSV, with the accept queue's numbers"""
     object_name = "accept"
+    full = ("accept() calls' listeners could not be stored (too many threads in accept()): "
+            "their queues are unknown")
     record = "accept_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "queue_known", "accepted", "owner", "cpu", "sock",
                      "lport", "rport")

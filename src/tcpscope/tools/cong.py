@@ -59,6 +59,8 @@ time spent in the state it leaves. The state names are the running kernel's
     requires = (tracepoint_field("tcp:tcp_cong_state_set", "cong_state", "5.19"),)
     tracing = "TCP congestion states"
     skipped = "state changes"
+    full = ("flows or state changes could not be stored (too many flows): "
+            "some flows' times are missing or partial")
     cells = (
         Field("time", "number", "UNIX time of the change, in seconds", decimals=6),
         *identity_cells(),
@@ -145,8 +147,3 @@ time spent in the state it leaves. The state names are the running kernel's
                           flow.changes, names.get(flow.state, str(flow.state)), bool(flow.closed)))
         flows.sort(key=lambda f: (-sum(f[7:11]), f[1], f[2], f[4]))
         return flows
-
-    def exit_notes(self, counters: Any) -> list[str]:
-        if counters.map_full:
-            return [f"WARNING: {counters.map_full} flows were not accounted: too many flows"]
-        return []

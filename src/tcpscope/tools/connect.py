@@ -46,6 +46,7 @@ counts at exit; --min-ms shows only connects that took at least that long."""
   tcpscope connect -c -d 60          # count a minute of connects per destination
   tcpscope connect -p 1234 -j        # one process's connects, as JSON lines"""
     object_name = "connect"
+    full = "connects were not counted: too many destinations"
     record = "connect_event"
     record_fields = ("ts_ns", "latency_ns", "newstate", "err", "owner", "cpu", "sock", "lport", "rport")
     tracing = "TCP connects"
@@ -129,11 +130,6 @@ counts at exit; --min-ms shows only connects that took at least that long."""
                           value.established, value.failed))
         dests.sort(key=lambda d: (-d[0], d[2], d[3], d[4]))
         return dests
-
-    def exit_notes(self, counters: Any) -> list[str]:
-        if counters.map_full:
-            return [f"WARNING: {counters.map_full} connects were not counted: too many destinations"]
-        return []
 
 
 class Connlat(Connect):

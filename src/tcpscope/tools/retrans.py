@@ -49,6 +49,7 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
   tcpscope retrans -D 443 -S         # to HTTPS servers, with sequence numbers
   tcpscope retrans --no-owner        # on a busy host: no per-connection cost"""
     object_name = "retrans"
+    full = "retransmits were not counted: too many flows"
     owner_programs = ("retrans_track", "owner_reads", "forget_sock")
     record = "retrans_event"
     record_fields = ("ts_ns", "err", "state", "seq", "segs", "owner", "cpu", "sock", "lport", "rport")
@@ -130,10 +131,5 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
                           value.segments))
         flows.sort(key=lambda f: (-(f[6] + f[7]), f[1], f[2]))
         return flows
-
-    def exit_notes(self, counters: Any) -> list[str]:
-        if counters.map_full:
-            return [f"WARNING: {counters.map_full} retransmits were not counted: too many flows"]
-        return []
 
 

@@ -53,6 +53,7 @@ buckets as numbers. Filters run in the kernel."""
     owner_programs = ("rtt_track", "owner_reads", "forget_sock")  # for -p only
     tracing = "TCP round-trip times"
     skipped = "samples"
+    full = "samples were not counted: more flows, addresses or ports than the map holds (4096)"
     cells = ()
     fields = ()
     count_map = ("rtt_key", "rtt_hist")

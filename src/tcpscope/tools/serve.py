@@ -60,6 +60,7 @@ for --web-config."""
   tcpscope serve --listen :10135 --port-labels 80,443
   tcpscope serve --listen 10.0.0.5:10135 --web-config /etc/tcpscope/web.yml"""
     object_name = "serve"
+    full = "observations were not counted: more ports (--port-labels) than the metric maps hold"
     record = None  # no events: the maps are read at each scrape
     requires = (tracepoint_field("skb:kfree_skb", "reason", "5.17"),)
     skip_programs = ("owner_reads",)

@@ -39,6 +39,7 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
   tcpscope synack -c -d 60           # count a minute of them per listener
   tcpscope synack -L 80,443          # only for these listeners"""
     object_name = "synack"
+    full = "SYN-ACK retransmits were not counted: too many listeners"
     record = "synack_event"
     record_fields = ("ts_ns", "backlog", "max_backlog", "retrans", "owner", "cpu", "sock", "lport", "rport")
     tracing = "SYN-ACK retransmits"
@@ -97,8 +98,3 @@ The kernel counts these and client SYN retransmits together as TCPSynRetrans."""
             listeners.append((count.value, family, laddr, key.lport, netns))
         listeners.sort(key=lambda x: (-x[0], x[2], x[3]))
         return listeners
-
-    def exit_notes(self, counters: Any) -> list[str]:
-        if counters.map_full:
-            return [f"WARNING: {counters.map_full} SYN-ACK retransmits were not counted: too many listeners"]
-        return []

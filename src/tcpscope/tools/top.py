@@ -56,6 +56,7 @@ tracepoints until 6.5."""
     unused_maps = ("socks", "listener_owners")
     tracing = "TCP sends and receives"
     skipped = "sends or receives"
+    full = "sends or receives were not counted: more sockets than the map holds (65536)"
     cells = ()
     fields = ()
     count_map = ("top_key", "top_flow")
@@ -139,9 +140,3 @@ tracepoints until 6.5."""
                                                               raddr, flow.rport, netns, 0, 0, 0])
             row[9:] = row[9] + 1, row[10] + rx, row[11] + tx
         return sorted((tuple(r) for r in rows.values()), key=lambda r: (-(r[10] + r[11]), r[1]))
-
-    def exit_notes(self, counters: Any) -> list[str]:
-        if counters.map_full:
-            return [f"WARNING: {counters.map_full} sends or receives were not counted: more sockets than "
-                    "the map holds (65536)"]
-        return []

@@ -67,19 +67,6 @@ def _live_prerequisites() -> None:
             missing(f"{tool} is not installed (scripts/setup.sh --test installs it)")
 
 
-def stop_bpftrace(proc: subprocess.Popen[str]) -> str:
-    """SIGINT to an independent observer's bpftrace, and what it printed. bpftrace 0.17
-    sometimes misses the signal and sleeps on in epoll_wait (about one stop in ten
-    here): the signal is sent again until it ends, as a user would press Ctrl-C again."""
-    for _ in range(15):
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.communicate(timeout=2)[0]
-        except subprocess.TimeoutExpired:
-            continue
-    raise AssertionError("bpftrace did not end on SIGINT")
-
-
 def without_handshake_duplicates(sessions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """life's sessions less the kernel's duplicate children, and how many there were.
     When two CPUs handle a handshake's last ACK at once (the ACK and the first data, say),
@@ -269,6 +256,56 @@ class Tracer:
         out, err, rc = self.stop(**kw)
         assert rc == 0, err
         return [json.loads(line) for line in out.splitlines()], err
+
+
+def reported_skips(err: str) -> int:
+    """How many times, a tool said at exit, the kernel skipped its programs (each skip
+    may have cost one event)."""
+    said = re.search(r"WARNING: the kernel skipped tcpscope's programs (\d+) times", err)
+    return int(said[1]) if said else 0
+
+
+class TracepointObserver:
+    """An independent observer of a tracepoint: its own fields, as bpftrace prints them
+    (where it is installed: the host) or else (the kernel matrix's guests have none) as
+    'tcpscope trace' does, whose program reads the tracepoint's record: either way not
+    the code under test, which reads sockets through BTF. condition is in the syntax
+    both take (args->sport == 80)."""
+
+    def __init__(self, tracepoint: str, condition: str, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.trace: Tracer | None = None
+        if shutil.which("bpftrace"):
+            layout, values = " ".join(["%d"] * len(fields)), ", ".join(f"args->{f}" for f in fields)
+            program = f'tracepoint:{tracepoint} /{condition}/ {{ printf("{layout}\\n", {values}); }}'
+            self.proc = subprocess.Popen(["bpftrace", "-e", program], stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True)
+            assert self.proc.stdout is not None
+            assert self.proc.stdout.readline().startswith("Attaching")
+        else:
+            self.trace = Tracer("trace", "-j", f"t:{tracepoint} ({condition})")
+
+    def records(self) -> list[tuple[int, ...]]:
+        """Each hit's fields, in order; stops the observer."""
+        if self.trace is not None:
+            rows, _ = self.trace.stop_json()
+            return [tuple(r["fields"][field] for field in self.fields) for r in rows]
+        time.sleep(0.5)
+        lines = [line.split() for line in self._stop_bpftrace().splitlines()]
+        return [tuple(map(int, words)) for words in lines
+                if len(words) == len(self.fields) and all(w.isdigit() for w in words)]
+
+    def _stop_bpftrace(self) -> str:
+        """SIGINT, and what bpftrace printed. bpftrace 0.17 sometimes misses the signal
+        and sleeps on in epoll_wait (about one stop in ten here): the signal is sent
+        again until it ends, as a user would press Ctrl-C again."""
+        for _ in range(15):
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                return self.proc.communicate(timeout=2)[0]
+            except subprocess.TimeoutExpired:
+                continue
+        raise AssertionError("bpftrace did not end on SIGINT")
 
 
 NGINX_CONF = """\

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import select
 import signal
 import subprocess
 import sys
 import time
 
-from tests.live.conftest import Client, Netns, Nginx, Server, Tracer
+from tests.live.conftest import Client, Netns, Nginx, Server, Tracer, reported_skips
 
 HOLD = """\
 import socket, sys
@@ -84,14 +83,15 @@ def test_burst_of_20000_connections_loses_nothing(netns: Netns, nginx: Nginx, tm
     # The kernel skips a program that fires while the same program runs on that CPU (a
     # softirq's state change on top of a process's, seen in a slow emulated guest): the
     # tool counts such skips and says so. Nothing else may be missing.
-    skipped = re.search(r"skipped tcpscope's programs (\d+) times", life_err)
     missing = opens + passive - len(life_lines)
-    assert missing == 0 or (skipped is not None and 0 < missing <= int(skipped[1])), life_err
+    assert 0 <= missing <= reported_skips(life_err), life_err
     with open(out_states.name) as f:
         state_lines = f.read().splitlines()
     closes = sum('"newstate": "CLOSE"' in line and '"oldstate": "LISTEN"' not in line for line in state_lines)
     syn_sent = sum('"newstate": "SYN_SENT"' in line for line in state_lines)
-    assert closes == opens + passive and syn_sent == opens, states_err
+    missing_closes, missing_syn_sent = opens + passive - closes, opens - syn_sent
+    assert 0 <= missing_closes and 0 <= missing_syn_sent, states_err
+    assert missing_closes + missing_syn_sent <= reported_skips(states_err), states_err  # a skip: one change
 
 
 def test_pipe_sees_events_promptly_and_sigterm_ends_cleanly(netns: Netns) -> None:

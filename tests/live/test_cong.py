@@ -4,13 +4,12 @@ its time per state against the session's own lifespan."""
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 
-from tests.live.conftest import Netns, Server, Tracer, run_client, stop_bpftrace
+from tests.live.conftest import Netns, Server, TracepointObserver, Tracer, run_client
 
 # Drop a share of the server's data packets on the way in: the sender goes
 # through recovery (and, when a retransmit is lost too, loss).
@@ -19,36 +18,15 @@ LOSS = ("add table inet loss; add chain inet loss input { type filter hook input
 HANDSHAKE_OR_CLOSED = ("SYN_SENT", "SYN_RECV", "CLOSE")
 
 
-class Observer:
-    """tcp:tcp_cong_state_set on the server's end, seen by bpftrace (where it is
-    installed: the host) or else (the kernel matrix's guests) by 'tcpscope trace',
-    whose program reads the tracepoint's own fields: the new state of each change."""
-
-    def __init__(self, port: int) -> None:
-        if shutil.which("bpftrace"):
-            program = (f"tracepoint:tcp:tcp_cong_state_set /args->sport == {port}/ "
-                       '{ printf("%d\\n", args->cong_state); }')
-            self.proc = subprocess.Popen(["bpftrace", "-e", program], stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, text=True)
-            assert self.proc.stdout is not None
-            assert self.proc.stdout.readline().startswith("Attaching")
-            self.trace = None
-        else:
-            self.trace = Tracer("trace", "-j", f"t:tcp:tcp_cong_state_set (args->sport == {port})")
-
-    def states(self) -> Counter[int]:
-        if self.trace is not None:
-            rows, _ = self.trace.stop_json()
-            return Counter(r["fields"]["cong_state"] for r in rows)
-        time.sleep(0.5)
-        text = stop_bpftrace(self.proc)
-        return Counter(int(line) for line in text.splitlines() if line.isdigit())
+def observe_changes(port: int) -> TracepointObserver:
+    """tcp:tcp_cong_state_set on the server's end: the new state of each change."""
+    return TracepointObserver("tcp:tcp_cong_state_set", f"args->sport == {port}", ("cong_state",))
 
 
 def test_changes_and_time_per_state(netns: Netns) -> None:
     netns.run(["ip", "link", "set", "lo", "mtu", "1500"])
     size, port = 4_000_000, random.randrange(20000, 30000)  # the namespace is new: the port is free
-    observer = Observer(port)
+    observer = observe_changes(port)
     changes = Tracer("cong", "-e", "-j", "-N", netns.path, "-L", str(port))
     flows = Tracer("cong", "-j", "-N", netns.path, "-L", str(port))
     sessions = Tracer("life", "-j", "-N", netns.path, "-L", str(port))
@@ -67,7 +45,7 @@ def test_changes_and_time_per_state(netns: Netns) -> None:
     counted, _ = flows.stop_json()
     counted_of_pid, _ = owned.stop_json()
     (session,), _ = sessions.stop_json()
-    seen = observer.states()
+    seen = Counter(state for (state,) in observer.records())
 
     names = ("open", "disorder", "cwr", "recovery", "loss")
     assert after["TcpRetransSegs"] > before["TcpRetransSegs"] and "lost" not in err

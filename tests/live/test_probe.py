@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import shutil
 import struct
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.live.conftest import Netns, Server, Tracer, run_client, stop_bpftrace
+from tests.live.conftest import Netns, Server, TracepointObserver, Tracer, run_client
 
 INFINITE_SSTHRESH = 0x7FFFFFFF
 # Drop a share of the server's data packets on the way in: the sender's cwnd and
@@ -61,38 +59,16 @@ def flows(rows: list[dict[str, Any]]) -> dict[tuple[int, int], Counter[tuple[int
     return out
 
 
-class Observer:
-    """tcp:tcp_probe seen by bpftrace (where it is installed: the host), or else
-    (the kernel matrix's guests have no bpftrace) by 'tcpscope trace', whose
-    program reads the tracepoint's own fields: either way not probe's code,
-    which reads the socket through BTF."""
+class Observer(TracepointObserver):
+    """tcp:tcp_probe's samples of either end of a port's connections."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        if shutil.which("bpftrace"):
-            program = (f"tracepoint:tcp:tcp_probe /args->sport == {port} || args->dport == {port}/ "
-                       '{ printf("%d %d %d %d %d\\n", args->sport, args->dport, args->snd_cwnd, '
-                       "args->ssthresh, args->srtt); }")
-            self.proc = subprocess.Popen(["bpftrace", "-e", program], stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, text=True)
-            assert self.proc.stdout is not None
-            assert self.proc.stdout.readline().startswith("Attaching")
-            self.trace = None
-        else:
-            self.trace = Tracer("trace", "-j",
-                                f"t:tcp:tcp_probe (args->sport == {port} || args->dport == {port})")
+        super().__init__("tcp:tcp_probe", f"args->sport == {port} || args->dport == {port}",
+                         ("sport", "dport", "snd_cwnd", "ssthresh", "srtt"))
 
     def samples(self) -> dict[tuple[int, int], Counter[tuple[int, int, int]]]:
         out: dict[tuple[int, int], Counter[tuple[int, int, int]]] = {}
-        if self.trace is not None:
-            rows, _ = self.trace.stop_json()
-            lines = [(r["fields"]["sport"], r["fields"]["dport"], r["fields"]["snd_cwnd"],
-                      r["fields"]["ssthresh"], r["fields"]["srtt"]) for r in rows]
-        else:
-            time.sleep(0.5)
-            text = stop_bpftrace(self.proc)
-            lines = [tuple(map(int, line.split())) for line in text.splitlines() if line[:1].isdigit()]
-        for sport, dport, cwnd, ssthresh, srtt in lines:
+        for sport, dport, cwnd, ssthresh, srtt in self.records():
             out.setdefault((sport, dport), Counter())[cwnd, ssthresh, srtt] += 1
         return out
 

@@ -67,6 +67,21 @@ def _live_prerequisites() -> None:
             missing(f"{tool} is not installed (scripts/setup.sh --test installs it)")
 
 
+# The tracers and observers a test started: any still running when it ends (it
+# failed before stopping them) are killed, so that no later test finds their programs.
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def without_handshake_duplicates(sessions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """life's sessions less the kernel's duplicate children, and how many there were.
     When two CPUs handle a handshake's last ACK at once (the ACK and the first data, say),
@@ -190,6 +205,7 @@ class Tracer:
             [sys.executable, "-m", "tcpscope", tool, *args],
             stdout=stdout, stderr=subprocess.PIPE, text=True,
         )
+        _started.append(self.proc)
         self.stderr_lines: list[str] = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -280,6 +296,7 @@ class TracepointObserver:
             program = f'tracepoint:{tracepoint} /{condition}/ {{ printf("{layout}\\n", {values}); }}'
             self.proc = subprocess.Popen(["bpftrace", "-e", program], stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL, text=True)
+            _started.append(self.proc)
             assert self.proc.stdout is not None
             assert self.proc.stdout.readline().startswith("Attaching")
         else:

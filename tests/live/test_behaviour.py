@@ -59,7 +59,9 @@ def test_burst_of_20000_connections_loses_nothing(netns: Netns, nginx: Nginx, tm
     out_states = open(os.path.join(str(tmp_path), "states.json"), "w")
     life = Tracer("life", "-j", "-N", netns.path, stdout=out_life)
     states = Tracer("states", "-j", "-N", netns.path, stdout=out_states)
-    ab = netns.popen(["ab", "-q", "-n", str(n), "-c", "8", f"http://127.0.0.1:{nginx.port}/file"],
+    # -s 120: ab gives up on a request after 30 s by default; once, in an emulated guest
+    # starved of CPU, one took longer.
+    ab = netns.popen(["ab", "-q", "-s", "120", "-n", str(n), "-c", "8", f"http://127.0.0.1:{nginx.port}/file"],
                      stdout=subprocess.DEVNULL)
     assert ab.wait(timeout=300) == 0
     # ab has exited, but nginx may not yet have closed its last connections (an emulated

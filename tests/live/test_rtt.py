@@ -119,7 +119,7 @@ def test_a_full_map_is_counted_not_hidden(netns: Netns, nginx: Nginx) -> None:
     # the samples kept, it makes exactly the total that one histogram of everything has.
     total = Tracer("rtt", "-j", "-N", netns.path)
     by_port = Tracer("rtt", "-j", "-N", netns.path, "--by", "lport")
-    ab = netns.popen(["ab", "-q", "-n", "6000", "-c", "8", f"http://127.0.0.1:{nginx.port}/file"],
+    ab = netns.popen(["ab", "-q", "-s", "120", "-n", "6000", "-c", "8", f"http://127.0.0.1:{nginx.port}/file"],
                      stdout=subprocess.DEVNULL)
     assert ab.wait(timeout=300) == 0
     (everything,), total_err = total.stop_json()

@@ -116,7 +116,8 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
     sorted the same way (two ring buffers may order events of different CPUs differently);
     only the clock readings may differ, by no more than the two tracers' programs are
     apart (CLOCKED): microseconds on a host, but an emulated guest's CPU may be paused
-    between the two runs (7.8 ms seen), hence 50 ms."""
+    between the two runs (7.8 ms seen), hence 50 ms, and twice that for a span between
+    two such readings (5.4 ms seen)."""
 
     def unclocked(d: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in d.items() if k not in CLOCKED}
@@ -131,7 +132,7 @@ def same_objects(cli: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
         for key in CLOCKED:
             if key in a and a[key] is not None:
                 assert a[key] == round(a[key], 6), (key, a)  # -j's precision (us, ns)
-                assert abs(a[key] - c[key]) <= (0.05 if key == "time" else 5), (key, a, c)
+                assert abs(a[key] - c[key]) <= (0.05 if key == "time" else 100), (key, a, c)
             else:
                 assert a.get(key, "-") == c.get(key, "-")
 

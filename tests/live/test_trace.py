@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -79,7 +80,11 @@ def test_max_events_and_json(netns: Netns) -> None:
 
 def test_every_tracepoint_compiles_and_a_sample_attaches() -> None:
     """Every tracepoint tplist lists parses, renders and compiles; one in 25 (and every
-    tcp:, sock: and skb: one) is loaded into the kernel and attached for real."""
+    tcp:, sock: and skb: one) is loaded into the kernel and attached for real. In the
+    kernel matrix's emulated guests, only the tcp:, sock: and skb: ones: attaching one
+    patches the kernel's code in place, and qemu's emulation once crashed a guest (an int3
+    Oops in __schedule) while a scheduler tracepoint's jump was being patched."""
+    sample = 0 if os.environ.get("TCPSCOPE_EMULATED") else 25
     ring = RawMap(RawMap.RINGBUF, "test_ring", 0, 0, 1 << 16)
     lost = RawMap(RawMap.ARRAY, "test_lost", 4, 8, 1)
     refused = []
@@ -90,7 +95,7 @@ def test_every_tracepoint_compiles_and_a_sample_attaches() -> None:
             probe = parse_probe(f"t:{name}")
             message(probe, bytes(record_bytes(probe.event) + 64))
             code = compile_program(probe, 0, ring.fd, lost.fd, None)
-            if i % 25 == 0 or name.split(":")[0] in ("tcp", "sock", "skb"):
+            if (sample and i % sample == 0) or name.split(":")[0] in ("tcp", "sock", "skb"):
                 try:
                     RawTracepointProgram(name.split(":")[1], probe.event.id, code).close()
                 except KernelRefused as exc:  # a few tracepoints take no BPF (irq_work_exit)

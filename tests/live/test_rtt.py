@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from tests.live.conftest import Netns, Nginx, Tracer
+from tests.live.conftest import Netns, Nginx, Tracer, reported_skips
 from tests.live.test_probe import PING_PONG, RATE_BITS, WIRE_BYTES, Observer, limit_rate
 
 # Messages whose round trip (23.5 ms) sits well inside its log2 bucket, [16384, 32767] µs:
@@ -129,5 +129,5 @@ def test_a_full_map_is_counted_not_hidden(netns: Netns, nginx: Nginx) -> None:
                      r"map holds \(4096\)", err)
     assert full and len(per_port) == 4096, err
     # The kernel may skip a program on a CPU where it already runs: each tool says so.
-    skipped = sum(int(n) for n in re.findall(r"up to (\d+) samples may be missing", total_err + err))
+    skipped = reported_skips(total_err) + reported_skips(err)
     assert abs(sum(r["count"] for r in per_port) + int(full[1]) - everything["count"]) <= skipped

@@ -131,5 +131,3 @@ cannot be told apart from other retransmits (bcc's -l needs a kprobe)."""
                           value.segments))
         flows.sort(key=lambda f: (-(f[6] + f[7]), f[1], f[2]))
         return flows
-
-
